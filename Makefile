@@ -1,0 +1,30 @@
+# `make demo` and `make test` bootstrap the environment themselves (idempotently) on a machine that has
+# only python3: uv is installed with pip if missing, then `uv sync --all-packages` builds .venv.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+VENV := .venv
+STAMP := $(VENV)/.synced
+RUN := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: demo test bootstrap lint clean-data
+
+bootstrap: $(STAMP)
+
+$(STAMP): uv.lock pyproject.toml packages/common/pyproject.toml packages/gan_aug/pyproject.toml packages/recognizer/pyproject.toml
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) sync --all-packages --locked
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/expr-data synth --out data/synthetic_demo --preset demo --seed 0 --reuse
+
+test: $(STAMP)
+	$(RUN) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check packages tests benchmarks
+
+clean-data:
+	rm -rf data runs

@@ -1,0 +1,177 @@
+"""Typed config of the conditional GAN: networks, loss, augmentation and EMA.
+
+Each section is the argument of the one class that uses it (``Generator(cfg.generator, ...)``), and the whole
+tree loads from YAML through ``expr_common.config.load_config(path, GanModelConfig)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from expr_common.labels import NUM_CLASSES
+
+# The GAN's domain index is the position in this tuple: the one place that owns it. The order is the order the
+# datasets were added in; Aff-Wild2 is the target style that `generate` asks for.
+DOMAINS: tuple[str, ...] = ("ckplus", "afew", "affwild2")
+NUM_DOMAINS = len(DOMAINS)
+
+SUPPORTED_RESOLUTIONS: tuple[int, ...] = (32, 48, 64, 128)
+AUGMENT_POLICIES: tuple[str, ...] = ("color", "translation", "cutout")
+
+# Channel multipliers (times `width`) of G, from the first feature map to the last up-block's output; D uses
+# the same numbers reversed, so the two networks mirror each other. BigGAN's 128 px table, cut short for the
+# smaller sizes: the widest layers sit where the maps are smallest, where they cost the least.
+DEFAULT_CHANNEL_MULTIPLIERS: dict[int, tuple[int, ...]] = {
+    32: (8, 4, 2, 1),
+    48: (16, 8, 4, 2, 1),
+    64: (16, 8, 4, 2, 1),
+    128: (16, 16, 8, 4, 2, 1),
+}
+
+
+def domain_index(name: str) -> int:
+    """Index of a domain name (``"affwild2"`` -> 2); a clear error for anything else."""
+    if name not in DOMAINS:
+        raise ValueError(f"unknown GAN domain {name!r}: expected one of {', '.join(DOMAINS)}")
+    return DOMAINS.index(name)
+
+
+def base_size(resolution: int) -> int:
+    """Side of G's first feature map: 48 = 3 * 16 starts at 3x3, the powers of two at 4x4."""
+    check_resolution(resolution)
+    return 3 if resolution % 3 == 0 else 4
+
+
+def num_up_blocks(resolution: int) -> int:
+    """Number of 2x up-blocks from the base map to ``resolution`` (= D's number of 2x down-blocks)."""
+    return int(math.log2(resolution // base_size(resolution)))
+
+
+def check_resolution(resolution: int) -> None:
+    if resolution not in SUPPORTED_RESOLUTIONS:
+        supported = ", ".join(str(r) for r in SUPPORTED_RESOLUTIONS)
+        raise ValueError(f"unsupported GAN resolution {resolution}: expected one of {supported}")
+
+
+def _check_multipliers(multipliers: tuple[int, ...], resolution: int, owner: str) -> None:
+    expected = num_up_blocks(resolution) + 1
+    if multipliers and len(multipliers) != expected:
+        raise ValueError(
+            f"{owner}.channel_multipliers needs {expected} entries at {resolution} px "
+            f"(one per feature-map size), got {len(multipliers)}"
+        )
+    if any(m <= 0 for m in multipliers):
+        raise ValueError(f"{owner}.channel_multipliers must be positive, got {multipliers}")
+
+
+@dataclass
+class GeneratorConfig:
+    z_dim: int = 128  # BigGAN's latent size; split over the blocks when hierarchical_z is on
+    resolution: Literal[32, 48, 64, 128] = 64  # faces are 112 px at most; 64 px is a third of the pixels
+    width: int = 32  # a few thousand faces: small nets (~3-5 M params at 64 px) leave D less to memorise
+    embed_dim: int = 64  # size of each of the class and domain embeddings (concatenated: 2 * embed_dim)
+    channel_multipliers: tuple[int, ...] = ()  # empty = DEFAULT_CHANNEL_MULTIPLIERS[resolution]
+    hierarchical_z: bool = True  # BigGAN: a chunk of z per block lets z act on every scale, not only one
+
+    def __post_init__(self) -> None:
+        check_resolution(self.resolution)
+        _check_multipliers(self.channel_multipliers, self.resolution, "generator")
+        if self.width <= 0 or self.embed_dim <= 0:
+            raise ValueError("generator.width and generator.embed_dim must be positive")
+        slots = num_up_blocks(self.resolution) + 1
+        if self.z_dim < (slots if self.hierarchical_z else 1):
+            raise ValueError(f"generator.z_dim={self.z_dim} is too small to give {slots} slots a chunk each")
+
+    @property
+    def multipliers(self) -> tuple[int, ...]:
+        return self.channel_multipliers or DEFAULT_CHANNEL_MULTIPLIERS[self.resolution]
+
+
+@dataclass
+class DiscriminatorConfig:
+    resolution: Literal[32, 48, 64, 128] = 64  # must equal generator.resolution
+    width: int = 32  # mirrors G; D's capacity is what overfits on small data, so keep it no larger than G's
+    channel_multipliers: tuple[int, ...] = ()  # empty = G's default table reversed (narrow at full size)
+
+    def __post_init__(self) -> None:
+        check_resolution(self.resolution)
+        _check_multipliers(self.channel_multipliers, self.resolution, "discriminator")
+        if self.width <= 0:
+            raise ValueError("discriminator.width must be positive")
+
+    @property
+    def multipliers(self) -> tuple[int, ...]:
+        return self.channel_multipliers or tuple(reversed(DEFAULT_CHANNEL_MULTIPLIERS[self.resolution]))
+
+
+@dataclass
+class AugmentConfig:
+    policy: tuple[str, ...] = AUGMENT_POLICIES  # DiffAugment's full policy: best on its 10%-data BigGAN runs
+    p: float = 1.0  # per-sample probability of each op; DiffAugment always augments, ADA starts from 0
+    adaptive: bool = False  # ADA-style control of p; DiffAugment at p=1 already holds up on small data
+    target: float = 0.6  # ADA's target for E[sign(D(real))]: above it D is overconfident, so p goes up
+    speed_images: int = 500_000  # ADA's ada_kimg=500: p can move from 0 to 1 in 500k real images
+    interval: int = 4  # ADA adjusts every 4 minibatches: fewer sign estimates, less noise
+    translation_ratio: float = 0.125  # DiffAugment: shift up to 1/8 of the side, zero padding
+    cutout_ratio: float = 0.5  # DiffAugment: erase a square half the side
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.policy if name not in AUGMENT_POLICIES]
+        if unknown:
+            raise ValueError(f"unknown augment policy {unknown[0]!r}: expected names from {AUGMENT_POLICIES}")
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"augment.p must be in [0, 1], got {self.p}")
+        if self.speed_images <= 0 or self.interval <= 0:
+            raise ValueError("augment.speed_images and augment.interval must be positive")
+
+
+@dataclass
+class LossConfig:
+    kind: Literal["hinge"] = "hinge"  # BigGAN's loss, the one LeCam's and DiffAugment's results used
+    lecam_weight: float = 0.3  # Tseng et al. use 0.3 on limited CIFAR with DiffAugment; 0 turns it off
+    lecam_decay: float = 0.99  # EMA decay of the anchors (ema_losses default in the LeCam-GAN code)
+    lecam_start_step: int = 1000  # LeCam-GAN: anchors = current batch until then (early D is noise)
+    r1_gamma: float = 0.0  # off: LeCam is the regulariser by default; StyleGAN2 uses ~0.01-10 by resolution
+    r1_interval: int = 16  # lazy R1 as in StyleGAN2: every 16 D steps, scaled by 16 to keep its strength
+
+    def __post_init__(self) -> None:
+        if self.lecam_weight < 0 or self.r1_gamma < 0:
+            raise ValueError("loss.lecam_weight and loss.r1_gamma must be >= 0")
+        if not 0.0 <= self.lecam_decay < 1.0:
+            raise ValueError(f"loss.lecam_decay must be in [0, 1), got {self.lecam_decay}")
+        if self.r1_interval <= 0:
+            raise ValueError("loss.r1_interval must be positive")
+
+
+@dataclass
+class EmaConfig:
+    half_life_kimg: float = 10.0  # StyleGAN2-ADA's ema_kimg (10 at batch 32): mostly the last ~20k images
+    rampup: float | None = 0.05  # StyleGAN2-ADA: half-life <= 5% of images seen, so early G_ema is not stale
+
+    def __post_init__(self) -> None:
+        if self.half_life_kimg < 0:
+            raise ValueError("ema.half_life_kimg must be >= 0")
+        if self.rampup is not None and self.rampup <= 0:
+            raise ValueError("ema.rampup must be positive or null")
+
+
+@dataclass
+class GanModelConfig:
+    num_classes: int = NUM_CLASSES  # the ABAW label space (expr_common.labels)
+    num_domains: int = NUM_DOMAINS  # DOMAINS above: ckplus, afew, affwild2
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    ema: EmaConfig = field(default_factory=EmaConfig)
+
+    def __post_init__(self) -> None:
+        if self.num_classes <= 0 or self.num_domains <= 0:
+            raise ValueError("num_classes and num_domains must be positive")
+        if self.generator.resolution != self.discriminator.resolution:
+            raise ValueError(
+                f"generator.resolution ({self.generator.resolution}) and discriminator.resolution "
+                f"({self.discriminator.resolution}) must be equal"
+            )

@@ -1,0 +1,179 @@
+"""Typed config sections for the recognizer's networks and losses (METHOD.md: RHCNN, MCNN, GCSA, fusion, CF).
+
+Constructors take their own section (``RHCNN(cfg.visual)``). Where the paper is silent the default is ours,
+and the comment on its line says why. Validation happens in ``__post_init__`` so that a bad YAML value fails
+at load time (``expr_common.config.from_dict`` turns the ``ValueError`` into a ``ConfigError`` naming the
+key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from expr_common.labels import COARSE_GROUP_NAMES, DEFAULT_COARSE_GROUPS, DEFAULT_MU, NUM_CLASSES, mu_matrix
+
+# The paper fixes GCSA at 4 channel groups and a C/4 bottleneck, so GCSA inputs need C divisible by 4.
+GCSA_GROUPS = 4
+FUSION_RANGE = range(1, 6)  # the paper's 0 < m, n < 6, integers
+
+
+def _check_odd(name: str, values: tuple[int, ...]) -> None:
+    # Odd kernels keep "same" padding symmetric, so feature maps stay aligned with the input grid.
+    if any(k < 1 or k % 2 == 0 for k in values):
+        raise ValueError(f"{name} must hold positive odd kernel sizes, got {values}")
+
+
+def _check_widths(name: str, widths: tuple[int, ...]) -> None:
+    if not widths or any(w < 1 for w in widths):
+        raise ValueError(f"{name} must be a non-empty list of positive channel counts, got {widths}")
+
+
+@dataclass
+class VisualConfig:
+    """RHCNN, the per-frame residual hybrid CNN of the visual branch."""
+
+    in_channels: int = 3  # RGB face crops
+    kernel_size: int = 3  # N of the NxN stem convs and depthwise convs; 3 is the cheapest odd size
+    stem_widths: tuple[int, ...] = (32, 64)  # the paper's two NxN conv blocks before the residual part
+    stem_stride: int = 2  # both stem convs halve the size: 112 -> 28 before the residual stages do the work
+    stage_widths: tuple[int, ...] = (64, 128, 256)  # residual stages; every stage after the first halves H, W
+    blocks_per_stage: int = 2  # residual blocks per stage: 6 blocks in all, a small net for ~100k faces
+    expansion: int = 1  # middle width of a block = expansion * out width; 1 keeps the 1x1 convs cheap
+    pointwise_groups: int = 1  # >1 makes the 1x1 convs grouped (ShuffleNet), where the shuffle mixes groups
+    shuffle_groups: int = 4  # channel shuffle after each residual block, 4 groups as in GCSA
+    gcsa: bool = True  # GCSA on the last per-frame feature map; false = the paper's "Base" ablation row
+    temporal: Literal["mean", "tconv"] = "mean"  # frame aggregation; mean is order-free and fine for K=1
+    temporal_kernel: int = 3  # width of the optional temporal conv (odd, "same" padded, so any K works)
+    dropout: float = 0.2  # before the classifier head (paper, section 4.2)
+
+    def __post_init__(self) -> None:
+        if self.in_channels < 1:
+            raise ValueError(f"in_channels must be positive, got {self.in_channels}")
+        _check_odd("kernel_size", (self.kernel_size,))
+        _check_odd("temporal_kernel", (self.temporal_kernel,))
+        if len(self.stem_widths) != 2:
+            raise ValueError(f"stem_widths must have 2 entries (two conv blocks), got {self.stem_widths}")
+        _check_widths("stem_widths", self.stem_widths)
+        _check_widths("stage_widths", self.stage_widths)
+        if self.stem_stride not in (1, 2):
+            raise ValueError(f"stem_stride must be 1 or 2, got {self.stem_stride}")
+        if self.blocks_per_stage < 1 or self.expansion < 1:
+            raise ValueError("blocks_per_stage and expansion must be at least 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for width in self.stage_widths:
+            mid = width * self.expansion
+            if width % self.shuffle_groups or mid % self.pointwise_groups or width % self.pointwise_groups:
+                raise ValueError(
+                    f"stage width {width} (middle {mid}) must be divisible by shuffle_groups "
+                    f"{self.shuffle_groups} and pointwise_groups {self.pointwise_groups}"
+                )
+        if self.gcsa and self.stage_widths[-1] % GCSA_GROUPS:
+            raise ValueError(f"GCSA needs the last stage width divisible by {GCSA_GROUPS}")
+
+    @property
+    def out_dim(self) -> int:
+        return self.stage_widths[-1]
+
+
+@dataclass
+class AudioConfig:
+    """MCNN, the multi-branch CNN of the audio branch, on a log-mel spectrogram [B, 1, F, T]."""
+
+    in_channels: int = 1  # one log-mel plane (mono audio)
+    input_norm: bool = True  # BatchNorm on the input plane: the log-mel's dB offset and scale stop mattering
+    branch_widths: tuple[int, ...] = (32, 64)  # conv blocks per branch; the paper has two per branch
+    local_kernel: tuple[int, ...] = (3, 3)  # (freq, time): square, local patterns
+    temporal_kernel: tuple[int, ...] = (3, 9)  # long in time: 9 frames = 90 ms at a 10 ms hop
+    spectral_kernel: tuple[int, ...] = (9, 3)  # long in frequency: 9 of 64 mel bands, formant-scale spans
+    dilation_growth: int = 2  # block i is dilated growth**i: a wider receptive field at the same parameters
+    pool: int = 2  # max-pool after each block; 64x300 -> 16x75 before GCSA
+    gcsa: bool = True  # GCSA on the concatenated branches; false = the "Base" ablation row
+    dropout: float = 0.2  # before the classifier head (paper, section 4.2)
+
+    def __post_init__(self) -> None:
+        if self.in_channels < 1:
+            raise ValueError(f"in_channels must be positive, got {self.in_channels}")
+        _check_widths("branch_widths", self.branch_widths)
+        for name in ("local_kernel", "temporal_kernel", "spectral_kernel"):
+            kernel = getattr(self, name)
+            if len(kernel) != 2:
+                raise ValueError(f"{name} must be (freq, time), got {kernel}")
+            _check_odd(name, kernel)
+        if self.dilation_growth < 1 or self.pool < 1:
+            raise ValueError("dilation_growth and pool must be at least 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.gcsa and self.out_dim % GCSA_GROUPS:
+            raise ValueError(f"GCSA needs 3 * branch_widths[-1] = {self.out_dim} divisible by {GCSA_GROUPS}")
+
+    @property
+    def out_dim(self) -> int:
+        return 3 * self.branch_widths[-1]  # local, temporal and spectral branches concatenated
+
+
+@dataclass
+class FusionConfig:
+    """Proportion criterion P = (m * P_a + n * P_v) / (m + n); the grid search over 1..5 picks m, n."""
+
+    m: int = 1  # audio weight; equal weights until validation (fusion_grid) says otherwise
+    n: int = 1  # video weight
+
+    def __post_init__(self) -> None:
+        for name, value in (("m", self.m), ("n", self.n)):
+            if not isinstance(value, int) or isinstance(value, bool) or value not in FUSION_RANGE:
+                raise ValueError(
+                    f"fusion {name} must be an integer in 1..5 (paper: 0 < {name} < 6), got {value}"
+                )
+
+
+@dataclass
+class LossConfig:
+    """Coarse-fine loss (or plain NLL) on the fused and, as auxiliary terms, the per-branch probabilities."""
+
+    kind: Literal["coarse_fine", "ce"] = "coarse_fine"  # the paper's loss; "ce" is the ablation without CF
+    coarse_groups: tuple[int, ...] = DEFAULT_COARSE_GROUPS  # class -> valence-arousal quadrant (labels.py)
+    mu: tuple[float, ...] = DEFAULT_MU  # mu12 mu13 mu14 mu23 mu24 mu34 (labels.py: adjacent 0.5, opposite 1)
+    aux_weight: float = 0.5  # per-branch terms keep each branch a classifier on its own (missing modality)
+    eps: float = 1e-8  # probabilities are clamped here before the log: a fused P can hold exact zeros
+
+    def __post_init__(self) -> None:
+        if len(self.coarse_groups) != NUM_CLASSES:
+            raise ValueError(
+                f"coarse_groups needs one group per class ({NUM_CLASSES}), got {self.coarse_groups}"
+            )
+        if any(not 0 <= g < len(COARSE_GROUP_NAMES) for g in self.coarse_groups):
+            raise ValueError(
+                f"coarse_groups must be in 0..{len(COARSE_GROUP_NAMES) - 1}, got {self.coarse_groups}"
+            )
+        mu_matrix(self.mu)  # checks the count
+        if any(m < 0 for m in self.mu):
+            raise ValueError(f"mu coefficients are penalties and must be >= 0, got {self.mu}")
+        if self.aux_weight < 0:
+            raise ValueError(f"aux_weight must be >= 0, got {self.aux_weight}")
+        if not 0.0 < self.eps < 1e-2:
+            raise ValueError(f"eps must be a small positive number, got {self.eps}")
+
+
+@dataclass
+class ModelConfig:
+    """The whole recognizer: which branches exist, their sections, the fusion and the class count."""
+
+    visual: VisualConfig = field(default_factory=VisualConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    num_classes: int = NUM_CLASSES  # the ABAW label space
+    modalities: Literal["av", "v", "a"] = "av"  # "v"/"a" build one branch only (ablation, CK+-only data)
+
+    def __post_init__(self) -> None:
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {self.num_classes}")
+
+    @property
+    def use_video(self) -> bool:
+        return "v" in self.modalities
+
+    @property
+    def use_audio(self) -> bool:
+        return "a" in self.modalities

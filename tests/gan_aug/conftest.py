@@ -1,0 +1,33 @@
+"""Tiny GAN configs for CPU tests: a few channels per layer, so a forward pass takes milliseconds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import torch
+
+from gan_aug.config import DiscriminatorConfig, GanModelConfig, GeneratorConfig
+
+
+def _tiny_config(resolution: int = 32, width: int = 4) -> GanModelConfig:
+    return GanModelConfig(
+        generator=GeneratorConfig(resolution=resolution, width=width, z_dim=16, embed_dim=8),
+        discriminator=DiscriminatorConfig(resolution=resolution, width=width),
+    )
+
+
+@pytest.fixture
+def tiny_config() -> Callable[..., GanModelConfig]:
+    """Factory (a fixture, not an import: other test folders have their own conftest modules)."""
+    return _tiny_config
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_one_thread() -> Iterator[None]:
+    # One intra-op thread: these ops are tiny, and on a shared 2-core machine more threads only contend.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)

@@ -1,0 +1,80 @@
+"""GCSA and the channel shuffle: the paper's permutation, shapes, the off switch, gradients."""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from recognizer.gcsa import GCSA, channel_shuffle, make_attention
+
+
+def test_channel_shuffle_is_the_papers_permutation() -> None:
+    # Channel i holds the value i, so the output's values are the source indices.
+    x = torch.arange(8.0).reshape(1, 8, 1, 1)
+    out = channel_shuffle(x, groups=4)
+    assert out.flatten().tolist() == [0, 2, 4, 6, 1, 3, 5, 7]
+
+
+def test_channel_shuffle_moves_whole_planes_and_is_invertible() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 3, 5)
+    out = channel_shuffle(x, groups=4)
+    order = [0, 2, 4, 6, 1, 3, 5, 7]
+    assert torch.equal(out, x[:, order])
+    # Shuffling with C / groups groups undoes it: the map is a permutation, nothing is lost or repeated.
+    assert torch.equal(channel_shuffle(out, groups=2), x)
+    assert sorted(order) == list(range(8))
+
+
+def test_channel_shuffle_rejects_indivisible_channels() -> None:
+    try:
+        channel_shuffle(torch.zeros(1, 6, 2, 2), groups=4)
+    except ValueError as exc:
+        assert "divisible" in str(exc)
+    else:
+        raise AssertionError("6 channels in 4 groups must be refused")
+
+
+def test_gcsa_keeps_shape_and_changes_values() -> None:
+    torch.manual_seed(0)
+    gcsa = GCSA(16)
+    x = torch.randn(2, 16, 9, 11)
+    y = gcsa(x)
+    assert y.shape == x.shape
+    assert not torch.allclose(y, x)
+
+
+def test_gcsa_follows_the_formula() -> None:
+    # F1 = sigmoid(MLP(perm F)) * F; F2 = shuffle(F1, 4); out = sigmoid(spatial(F2)) * F2.
+    torch.manual_seed(0)
+    gcsa = GCSA(8, reduction=4, groups=4, kernel=7).eval()
+    x = torch.randn(2, 8, 6, 6)
+    with torch.no_grad():
+        f1 = (
+            torch.sigmoid(
+                rearrange(gcsa.channel_mlp(rearrange(x, "b c h w -> b h w c")), "b h w c -> b c h w")
+            )
+            * x
+        )
+        f2 = f1[:, [0, 2, 4, 6, 1, 3, 5, 7]]
+        expected = torch.sigmoid(gcsa.spatial(f2)) * f2
+        assert torch.allclose(gcsa(x), expected, atol=1e-6)
+    # The paper's sizes: MLP C -> C/4 -> C and two 7x7 convs through C/4 channels.
+    assert gcsa.channel_mlp[0].out_features == 2 and gcsa.channel_mlp[2].out_features == 8
+    assert gcsa.spatial[0].kernel_size == (7, 7) and gcsa.spatial[0].out_channels == 2
+
+
+def test_disabled_attention_is_identity() -> None:
+    assert isinstance(make_attention(16, enabled=False), nn.Identity)
+    assert isinstance(make_attention(16, enabled=True), GCSA)
+
+
+def test_gradients_reach_input_and_every_parameter() -> None:
+    torch.manual_seed(0)
+    gcsa = GCSA(8)
+    x = torch.randn(2, 8, 5, 5, requires_grad=True)
+    gcsa(x).square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    for name, p in gcsa.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
