@@ -265,3 +265,29 @@ def test_cli_synth_and_override_errors(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "synthetic corpus 'tiny'" in out and "Aff-Wild2 tracks" in out
     assert len(list((tmp_path / "c" / "ckplus" / "cohn-kanade-images").iterdir())) == 2
+
+
+def test_cli_reuse_keeps_a_matching_corpus_and_rebuilds_a_different_one(tmp_path, capsys):
+    from expr_common.cli import main
+
+    args = [
+        "synth",
+        "--out",
+        str(tmp_path / "c"),
+        "--preset",
+        "tiny",
+        "--set",
+        "ckplus.subjects=2",
+        "--set",
+        "afew.val_per_class=0",
+        "--workers",
+        "1",
+    ]
+    assert main(args) == 0
+    marker = tmp_path / "c" / "marker.txt"
+    marker.write_text("still here")
+    capsys.readouterr()
+    assert main(args + ["--reuse"]) == 0
+    assert "reused" in capsys.readouterr().out and marker.exists()
+    assert main(args + ["--reuse", "--seed", "5"]) == 0  # other settings: rebuilt
+    assert "reused" not in capsys.readouterr().out and not marker.exists()

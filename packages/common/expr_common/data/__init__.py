@@ -1,0 +1,1 @@
+"""Dataset readers, preprocessing and the prepared-sample cache."""
