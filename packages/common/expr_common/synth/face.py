@@ -189,13 +189,10 @@ def render_face(
     cv.paint(cv.coverage(neck) * np.clip((0.97 - cv.y) / 0.15, 0, 1), skin * 0.82, track_alpha=True)
 
     # Ears, head (the chin drops with the jaw).
-    for side in (-1, 1):
-        ex, ey = at(-0.05)
-        cv.paint(
-            cv.coverage(_ellipse_sdf(ex, ey, side * fw * 0.97, -0.02, 0.08, 0.16)),
-            skin * 0.9,
-            track_alpha=True,
-        )
+    ex, ey = at(-0.05)
+    cv.paint(
+        cv.coverage(_ellipse_sdf(np.abs(ex), ey, fw * 0.97, -0.02, 0.08, 0.16)), skin * 0.9, track_alpha=True
+    )
     fx, fy = at(0.0)
     ry = np.where(fy > 0, fh * (1.0 + 0.09 * jaw), fh)
     head_sdf = (np.sqrt((fx / fw) ** 2 + (fy / ry) ** 2) - 1.0) * fw
@@ -219,15 +216,14 @@ def render_face(
     # Forehead lines (brow raise) and the frown furrow (brow lower).
     raise_ = 0.5 * (g["brow_inner_raise"] + g["brow_outer_raise"])
     wx, wy = at(0.05)
-    for k in range(3):
-        yline = ident.eye_y - 0.27 - 0.055 * k
-        line = np.abs(wy - yline - 0.04 * (wx / 0.2) ** 2) - 0.006
-        line = np.maximum(line, np.abs(wx) - 0.17)
-        cv.paint(cv.coverage(line, soft=1.5), skin * 0.6, opacity=0.8 * raise_)
-    for side in (-1, 1):
-        furrow = _segment_sdf(
-            wx, wy, side * 0.035, ident.eye_y - 0.16, side * 0.025, ident.eye_y - 0.06, 0.006
-        )
+    if raise_ > 0:
+        for k in range(3):
+            yline = ident.eye_y - 0.27 - 0.055 * k
+            line = np.abs(wy - yline - 0.04 * (wx / 0.2) ** 2) - 0.006
+            line = np.maximum(line, np.abs(wx) - 0.17)
+            cv.paint(cv.coverage(line, soft=1.5), skin * 0.6, opacity=0.8 * raise_)
+    if g["brow_lower"] > 0:
+        furrow = _segment_sdf(np.abs(wx), wy, 0.035, ident.eye_y - 0.16, 0.025, ident.eye_y - 0.06, 0.006)
         cv.paint(cv.coverage(furrow, soft=1.5), skin * 0.55, opacity=0.9 * g["brow_lower"])
 
     # Hair on top.
@@ -236,55 +232,45 @@ def render_face(
         top = np.maximum(_ellipse_sdf(hx, hy, 0.0, -0.04, fw * 1.07, fh * 1.02), hy - hairline)
         cv.paint(cv.coverage(top, soft=1.5), ident.hair, track_alpha=True)
 
-    # Eyes.
+    # Eyes. Paired features are drawn once on mirrored coordinates (|x|): half the work, same image.
     openness = 1.0 + 0.9 * g["lid_raise"] - 0.5 * g["lid_tighten"] - 0.4 * g["cheek_raise"]
     openness = float(np.clip(openness, 0.15, 2.0)) * (1.0 - 0.92 * pose.blink)
     ex_, ey_ = at(0.12)
-    for side in (-1, 1):
-        cx, cy = side * ident.eye_dx, ident.eye_y
-        rx, ry_e = 0.095 * ident.eye_size, 0.042 * ident.eye_size * openness
-        # socket shadow, white, iris, pupil, lid line
-        cv.paint(
-            cv.coverage(_ellipse_sdf(ex_, ey_, cx, cy - 0.01, rx * 1.4, 0.075 * ident.eye_size), soft=4),
-            skin * 0.78,
-        )
-        white_sdf = _ellipse_sdf(ex_, ey_, cx, cy, rx, max(ry_e, 1e-3))
-        white = cv.coverage(white_sdf)
-        cv.paint(white, (0.92, 0.9, 0.88))
-        ix = cx + pose.gaze_x * rx * 0.4
-        iy = cy + pose.gaze_y * 0.01
-        iris = (
-            cv.coverage(_ellipse_sdf(ex_, ey_, ix, iy, 0.038 * ident.eye_size, 0.038 * ident.eye_size))
-            * white
-        )
-        cv.paint(iris, ident.iris)
-        pupil = (
-            cv.coverage(_ellipse_sdf(ex_, ey_, ix, iy, 0.017 * ident.eye_size, 0.017 * ident.eye_size))
-            * white
-        )
-        cv.paint(pupil, (0.03, 0.03, 0.03))
-        lid = np.maximum(np.abs(white_sdf) - 0.006, ey_ - cy)
-        cv.paint(cv.coverage(lid), (0.1, 0.07, 0.06))
-        # lower-lid bulge of a cheek raise
-        bulge = np.abs(_ellipse_sdf(ex_, ey_, cx, cy + 0.035, rx * 0.9, 0.035)) - 0.004
+    ax_ = np.abs(ex_)
+    cx, cy = ident.eye_dx, ident.eye_y
+    rx, ry_e = 0.095 * ident.eye_size, 0.042 * ident.eye_size * openness
+    socket = _ellipse_sdf(ax_, ey_, cx, cy - 0.01, rx * 1.4, 0.075 * ident.eye_size)
+    cv.paint(cv.coverage(socket, soft=4), skin * 0.78)
+    white_sdf = _ellipse_sdf(ax_, ey_, cx, cy, rx, max(ry_e, 1e-3))
+    white = cv.coverage(white_sdf)
+    cv.paint(white, (0.92, 0.9, 0.88))
+    # gaze moves both irises the same way in the image, i.e. opposite ways in mirrored coordinates
+    ix = cx + np.sign(ex_) * pose.gaze_x * rx * 0.4
+    iy = cy + pose.gaze_y * 0.01
+    iris_r, pupil_r = 0.038 * ident.eye_size, 0.017 * ident.eye_size
+    cv.paint(cv.coverage(_ellipse_sdf(ax_, ey_, ix, iy, iris_r, iris_r)) * white, ident.iris)
+    cv.paint(cv.coverage(_ellipse_sdf(ax_, ey_, ix, iy, pupil_r, pupil_r)) * white, (0.03, 0.03, 0.03))
+    lid = np.maximum(np.abs(white_sdf) - 0.006, ey_ - cy)
+    cv.paint(cv.coverage(lid), (0.1, 0.07, 0.06))
+    # lower-lid bulge of a cheek raise
+    if g["cheek_raise"] > 0:
+        bulge = np.abs(_ellipse_sdf(ax_, ey_, cx, cy + 0.035, rx * 0.9, 0.035)) - 0.004
         bulge = np.maximum(bulge, cy + 0.035 - ey_)
         cv.paint(cv.coverage(bulge, soft=1.5), skin * 0.6, opacity=0.9 * g["cheek_raise"])
 
     # Brows: inner end up with AU1, outer end up with AU2, inner end down and in with AU4.
     bx, by = at(0.1)
-    for side in (-1, 1):
-        inner_x = side * (ident.eye_dx - 0.075 - 0.03 * g["brow_lower"])
-        inner_y = ident.eye_y - 0.1 - 0.085 * g["brow_inner_raise"] + 0.06 * g["brow_lower"]
-        outer_x = side * (ident.eye_dx + 0.11)
-        outer_y = ident.eye_y - 0.1 - 0.08 * g["brow_outer_raise"] + 0.015 * g["brow_lower"]
-        brow = _segment_sdf(bx, by, inner_x, inner_y, outer_x, outer_y, ident.brow_thick)
-        cv.paint(cv.coverage(brow), np.asarray(ident.hair) * 0.8)
+    inner_x = ident.eye_dx - 0.075 - 0.03 * g["brow_lower"]
+    inner_y = ident.eye_y - 0.1 - 0.085 * g["brow_inner_raise"] + 0.06 * g["brow_lower"]
+    outer_x = ident.eye_dx + 0.11
+    outer_y = ident.eye_y - 0.1 - 0.08 * g["brow_outer_raise"] + 0.015 * g["brow_lower"]
+    brow = _segment_sdf(np.abs(bx), by, inner_x, inner_y, outer_x, outer_y, ident.brow_thick)
+    cv.paint(cv.coverage(brow), np.asarray(ident.hair) * 0.8)
 
     # Glasses.
     if ident.glasses:
-        for side in (-1, 1):
-            ring = np.abs(_ellipse_sdf(ex_, ey_, side * ident.eye_dx, ident.eye_y, 0.13, 0.1)) - 0.009
-            cv.paint(cv.coverage(ring), (0.1, 0.1, 0.12))
+        ring = np.abs(_ellipse_sdf(ax_, ey_, ident.eye_dx, ident.eye_y, 0.13, 0.1)) - 0.009
+        cv.paint(cv.coverage(ring), (0.1, 0.1, 0.12))
         bridge = _segment_sdf(
             ex_, ey_, -ident.eye_dx + 0.13, ident.eye_y, ident.eye_dx - 0.13, ident.eye_y, 0.008
         )
@@ -295,13 +281,13 @@ def render_face(
     tip_y = ident.eye_y + ident.nose_len - 0.02 * g["nose_wrinkle"]
     shadow = _segment_sdf(nox, noy, 0.03, ident.eye_y + 0.05, 0.04, tip_y - 0.02, 0.012)
     cv.paint(cv.coverage(shadow, soft=3), skin * 0.7, opacity=0.6)
-    for k in range(3):
-        wl = np.maximum(np.abs(noy - (ident.eye_y + 0.05 + 0.025 * k)) - 0.004, np.abs(nox) - 0.045)
-        cv.paint(cv.coverage(wl, soft=1.5), skin * 0.5, opacity=0.9 * g["nose_wrinkle"])
+    if g["nose_wrinkle"] > 0:
+        for k in range(3):
+            wl = np.maximum(np.abs(noy - (ident.eye_y + 0.05 + 0.025 * k)) - 0.004, np.abs(nox) - 0.045)
+            cv.paint(cv.coverage(wl, soft=1.5), skin * 0.5, opacity=0.9 * g["nose_wrinkle"])
     flare = 1.0 + 0.45 * g["nose_wrinkle"] + 0.25 * g["upper_lip_raise"]
-    for side in (-1, 1):
-        nostril = _ellipse_sdf(nox, noy, side * 0.045 * flare, tip_y, 0.025 * flare, 0.014)
-        cv.paint(cv.coverage(nostril), skin * 0.35)
+    nostril = _ellipse_sdf(np.abs(nox), noy, 0.045 * flare, tip_y, 0.025 * flare, 0.014)
+    cv.paint(cv.coverage(nostril), skin * 0.35)
 
     # Mouth: corners pulled up/out (AU12), down (AU15), stretched (AU20), pressed (AU23), raised upper lip
     # (AU10), open jaw (AU25/26), one corner up (AU14).
@@ -322,11 +308,8 @@ def render_face(
     fold_strength = float(
         np.clip(0.15 + 0.8 * g["lip_corner_pull"] + 0.6 * g["upper_lip_raise"] + 0.4 * g["lip_stretch"], 0, 1)
     )
-    for side in (-1, 1):
-        fold = _segment_sdf(
-            mx, my, side * 0.08 * flare, tip_y + 0.01, side * (w + 0.035), mouth_y + corner * 0.8, 0.005
-        )
-        cv.paint(cv.coverage(fold, soft=2), skin * 0.6, opacity=fold_strength)
+    fold = _segment_sdf(np.abs(mx), my, 0.08 * flare, tip_y + 0.01, w + 0.035, mouth_y + corner * 0.8, 0.005)
+    cv.paint(cv.coverage(fold, soft=2), skin * 0.6, opacity=fold_strength)
     lip_u = 0.022 * (1 - 0.6 * g["lip_tighten"])
     lip_l = 0.032 * (1 - 0.6 * g["lip_tighten"])
     lips = np.clip(np.minimum(my - (upper - lip_u), (lower + lip_l) - my) / cv.px + 0.5, 0, 1) * side_cov
@@ -344,12 +327,10 @@ def render_face(
     dimple = _ellipse_sdf(mx, my, w + 0.015, mouth_y + corner - 0.07 * g["asym_corner"], 0.012, 0.012)
     cv.paint(cv.coverage(dimple, soft=2), skin * 0.55, opacity=0.8 * g["asym_corner"])
     # cheek blush with a raise
-    for side in (-1, 1):
-        cheek = _ellipse_sdf(
-            mx, my, side * (ident.eye_dx + 0.02), ident.eye_y + 0.17 - 0.03 * g["cheek_raise"], 0.1, 0.07
-        )
-        cv.paint(
-            cv.coverage(cheek, soft=8), skin * np.array([1.05, 0.85, 0.85]), opacity=0.35 * g["cheek_raise"]
-        )
+    if g["cheek_raise"] > 0:
+        cheek_y = ident.eye_y + 0.17 - 0.03 * g["cheek_raise"]
+        cheek = _ellipse_sdf(np.abs(mx), my, ident.eye_dx + 0.02, cheek_y, 0.1, 0.07)
+        blush = skin * np.array([1.05, 0.85, 0.85])
+        cv.paint(cv.coverage(cheek, soft=8), blush, opacity=0.35 * g["cheek_raise"])
 
     return np.clip(cv.rgb, 0, 1), cv.alpha
