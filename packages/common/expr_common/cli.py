@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from expr_common.config import ConfigError, apply_overrides, from_dict, to_dict
+from expr_common.data import check, prepare
 from expr_common.synth.presets import PRESET_NAMES, SynthConfig, preset
 
 
@@ -59,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a preset field, e.g. --set affwild2.train_videos=20",
     )
     synth.set_defaults(func=_synth)
+    check.add_parser(sub)
+    prepare.add_parser(sub)
     return parser
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from expr_common.data.affwild2 import ANNOTATION_DIRS, CROPS_DIR, SPLIT_DIRS, VIDEO_DIRS
 from expr_common.labels import (
     AFFWILD2_HEADER,
     AFFWILD2_TRAIN_SHARES,
@@ -23,11 +24,9 @@ from expr_common.synth.face import NUM_AUS, sample_identity
 from expr_common.synth.presets import AffWild2Spec
 from expr_common.synth.voice import sample_speaker, speak
 
-VIDEOS_DIR = "videos"
-CROPS_DIR = "cropped_aligned"
-ANNOTATIONS_DIR = "EXPR_Recognition_Challenge"
-SPLIT_DIRS = {"train": "Train_Set", "val": "Validation_Set"}
-TEST_LIST = "Expression_Recognition_Challenge_test_set_release.txt"
+# The layout's names belong to the reader; the writer takes them from there.
+VIDEOS_DIR = VIDEO_DIRS[0]
+ANNOTATIONS_DIR = ANNOTATION_DIRS[0]  # the current edition's folder name
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from expr_common.data.ckplus import EMOTION_DIR, EMOTION_SUFFIX, IMAGES_DIR
 from expr_common.labels import CKPLUS_CONTEMPT, ckplus_to_abaw
 from expr_common.synth import styles
 from expr_common.synth.expressions import animate, contempt_apex, sample_apex, smoothstep
 from expr_common.synth.face import Pose, sample_identity
 from expr_common.synth.presets import CkplusSpec
 
-IMAGES_DIR = "cohn-kanade-images"
-EMOTION_DIR = "Emotion"
 # Relative frequency of CK+ codes 1..7 among its 327 labelled sequences.
 CODE_WEIGHTS = {1: 45, 2: 18, 3: 59, 4: 25, 5: 69, 6: 28, 7: 83}
 
@@ -111,7 +110,7 @@ def render_subject(job: SubjectJob, root: Path, spec: CkplusSpec) -> list[dict]:
         if seq.labelled:
             emo = root / EMOTION_DIR / job.subject / f"{seq.number:03d}"
             emo.mkdir(parents=True, exist_ok=True)
-            peak = f"{job.subject}_{seq.number:03d}_{seq.frames:08d}_emotion.txt"
+            peak = f"{job.subject}_{seq.number:03d}_{seq.frames:08d}{EMOTION_SUFFIX}"
             # CK+ writes the code as a float in e-notation with three leading spaces.
             (emo / peak).write_text(f"   {float(seq.code):.7e}\n", encoding="ascii")
         stem = f"{job.subject}_{seq.number:03d}"

@@ -12,9 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from expr_common.data import affwild2 as layout  # noqa: E402
 from expr_common.labels import CLASS_NAMES, NEUTRAL, UNLABELLED  # noqa: E402
 from expr_common.media import read_video  # noqa: E402
-from expr_common.synth import affwild2  # noqa: E402
 
 THUMB = 96
 
@@ -62,7 +62,7 @@ def _affwild2(root: Path, records: list[dict], label: int) -> np.ndarray | None:
             i = j
     if best is None:
         return None
-    path = root / "affwild2" / affwild2.CROPS_DIR / best[1] / f"{best[2]:05d}.jpg"
+    path = root / "affwild2" / layout.CROPS_DIR / best[1] / f"{best[2]:05d}.jpg"
     return np.asarray(Image.open(path).convert("RGB").resize((THUMB, THUMB)))
 
 

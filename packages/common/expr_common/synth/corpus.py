@@ -16,14 +16,15 @@ from typing import Any
 import numpy as np
 
 from expr_common.config import to_dict
+from expr_common.data import affwild2 as layout
+from expr_common.data.manifest import COLUMNS as MANIFEST_COLUMNS
+from expr_common.data.manifest import MANIFEST
 from expr_common.labels import CLASS_NAMES, UNLABELLED
 from expr_common.logs import get_logger, progress
 from expr_common.synth import afew, affwild2, ckplus
 from expr_common.synth.presets import SynthConfig
 
 DATASETS = ("ckplus", "afew", "affwild2")
-MANIFEST = "manifest.csv"
-MANIFEST_COLUMNS = ("sample_id", "frames", "audio", "label", "split", "subject", "domain")
 CORPUS_INFO = "corpus.json"
 CONTACT_SHEET = "contact_sheet.png"
 _SPLIT_ORDER = ("labelled", "unlabelled", "train", "val", "test")
@@ -77,7 +78,7 @@ def generate(config: SynthConfig, out: str | Path, force: bool = False) -> dict[
     for name in DATASETS:  # completion order varies between runs; the files must not
         records[name].sort(key=lambda r: json.dumps(r, sort_keys=True))
 
-    (tmp / "affwild2" / affwild2.TEST_LIST).write_text(
+    (tmp / "affwild2" / layout.TEST_LIST).write_text(
         "".join(
             f"{r['track']}\n"
             for r in sorted(records["affwild2"], key=lambda r: r["track"])
@@ -127,7 +128,7 @@ def _write_manifests(root: Path, records: dict[str, list[dict]]) -> None:
         for i, label in enumerate(r["labels"], start=1):
             if label == UNLABELLED or i in r["missing"]:
                 continue
-            crop = f"{affwild2.CROPS_DIR}/{r['track']}/{i:05d}.jpg"
+            crop = f"{layout.CROPS_DIR}/{r['track']}/{i:05d}.jpg"
             rows["affwild2"].append(
                 (f"{r['track']}/{i:05d}", crop, "", CLASS_NAMES[label], r["split"], r["track"], "affwild2")
             )

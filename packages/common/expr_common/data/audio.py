@@ -1,0 +1,100 @@
+"""Audio of a sample: the window of sound under its frames, as a fixed-size log-mel spectrogram.
+
+Decoding (mono, resampled) is :func:`expr_common.media.read_audio`; torchaudio only transforms.
+Every window has the same number of samples (``window_seconds``), centred on its frames' time span, so
+every log-mel is ``[1, n_mels, T]`` with the same T and no resizing is ever needed.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchaudio
+from einops import rearrange
+
+from expr_common.data.config import PreprocessConfig
+from expr_common.media import MediaError, read_audio
+
+LOG_EPS = 1e-6  # floor of the log: digital silence (and zero padding) maps to log(1e-6) = -13.8
+
+
+def load_wave(path: Path | None, sample_rate: int) -> tuple[np.ndarray | None, str | None]:
+    """(mono waveform at ``sample_rate`` or None, the reason it is None). A file without a sound track or
+    with one that cannot be decoded gives no audio; the sample is kept with ``has_audio=False``."""
+    if path is None:
+        return None, None
+    try:
+        wave = read_audio(path, sample_rate)
+    except MediaError as exc:
+        return None, "no audio track" if "no audio stream" in str(exc) else "unreadable audio"
+    return (wave, None) if len(wave) else (None, "empty audio track")
+
+
+def cut_window(wave: np.ndarray, sample_rate: int, centre_s: float | None, length: int) -> np.ndarray:
+    """``length`` samples centred at ``centre_s`` seconds (the middle of ``wave`` when None); what lies
+    outside the recording is zeros, so short clips are padded and long ones cropped around their centre."""
+    centre = len(wave) / 2 if centre_s is None else centre_s * sample_rate
+    start = int(round(centre - length / 2))
+    out = np.zeros(length, dtype=np.float32)
+    lo, hi = max(0, start), min(len(wave), start + length)
+    if hi > lo:
+        out[lo - start : hi - start] = wave[lo:hi]
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _mel(sample_rate: int, n_fft: int, hop_length: int, n_mels: int) -> torchaudio.transforms.MelSpectrogram:
+    return torchaudio.transforms.MelSpectrogram(
+        sample_rate=sample_rate,
+        n_fft=n_fft,
+        win_length=n_fft,
+        hop_length=hop_length,
+        n_mels=n_mels,
+        power=2.0,
+    )
+
+
+def log_mel(wave: np.ndarray, config: PreprocessConfig) -> torch.Tensor:
+    """float32 ``[1, n_mels, T]`` natural-log mel power of a window of ``config.window_samples`` samples."""
+    if len(wave) != config.window_samples:
+        raise ValueError(f"expected a window of {config.window_samples} samples, got {len(wave)}")
+    mel = _mel(config.sample_rate, config.n_fft, config.hop_length, config.n_mels)
+    with torch.no_grad():
+        power = mel(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)))  # [F, T]
+    return rearrange(torch.log(power + LOG_EPS), "f t -> 1 f t")
+
+
+def silent_log_mel(config: PreprocessConfig) -> torch.Tensor:
+    """What a sample without audio carries: zeros (models ignore it through ``has_audio``)."""
+    return torch.zeros(1, config.n_mels, config.mel_steps)
+
+
+def window_log_mel(
+    wave: np.ndarray, config: PreprocessConfig, span: tuple[int, int] | None, fps: float | None
+) -> torch.Tensor:
+    """The log-mel of the window under frames ``[start, stop)`` at ``fps`` (the whole recording's middle
+    when the frames have no time base: images, audio-only samples)."""
+    centre = None if span is None or not fps else (span[0] + span[1]) / 2 / fps
+    return log_mel(cut_window(wave, config.sample_rate, centre, config.window_samples), config)
+
+
+class FrequencyMask(torch.nn.Module):
+    """Training-time SpecAugment frequency masking with torchaudio's ``FrequencyMasking``: ``count`` masks
+    of up to ``max_bands`` mel bands, each sample of a ``[B, 1, F, T]`` batch masked independently.
+    Masked bands take the spectrogram's own mean: the log-mel is not normalised, so 0 would be a loud band."""
+
+    def __init__(self, max_bands: int = 8, count: int = 1):
+        super().__init__()
+        self.count = count
+        self.mask = torchaudio.transforms.FrequencyMasking(freq_mask_param=max_bands, iid_masks=True)
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:  # [1, F, T] or [B, 1, F, T]
+        # torchaudio draws the bands on a [..., F, 1] map of ones (cheap: no time axis); unmasked values
+        # are then kept bit for bit and masked bands take the sample's mean.
+        keep = torch.ones(*spec.shape[:-1], 1, dtype=spec.dtype)
+        for _ in range(self.count):
+            keep = self.mask(keep)
+        return torch.where(keep > 0, spec, spec.mean(dim=(-2, -1), keepdim=True))

@@ -1,0 +1,263 @@
+"""``expr-data prepare``: decode every sample reference once into the cache that training reads.
+
+Per sample: K face crops at equal time intervals (uint8 ``[K, 3, S, S]``), the log-mel of the same window
+(float16 ``[1, F, T]``), labels and masks. The cache layout (shards + ``index.json``) is defined in
+:mod:`expr_common.data.dataset`, which reads it. A cache whose recorded hash matches the config is reused;
+anything else is rebuilt in a temporary folder renamed into place at the end, so an interrupted run
+never leaves a cache that looks valid. Bad media never stops a run: the sample (or frame) is skipped,
+counted by reason and reported in the closing summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import multiprocessing
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import torch
+
+from expr_common.config import to_dict
+from expr_common.data import dataset as cache
+from expr_common.data.config import DataConfig, PreprocessConfig, config_hash, load_data_config
+from expr_common.data.faces import FaceStats, needs_detection
+from expr_common.data.frames import RefResult, process_ref
+from expr_common.data.refs import SampleRef
+from expr_common.labels import CLASS_NAMES, UNLABELLED
+from expr_common.logs import get_logger, progress
+from expr_common.runs import dataset_root, resolve_path
+
+log = get_logger("data")
+_SHOWN_WARNINGS = 10  # the rest are counted in the summary
+
+
+class PrepareError(ValueError):
+    """Nothing usable came out of the configured sources; the message says what was skipped and why."""
+
+
+@dataclass
+class PrepareSummary:
+    """What a prepare run kept and skipped; also stored in ``index.json``."""
+
+    path: str
+    config_hash: str
+    reused: bool = False
+    samples: int = 0
+    shards: int = 0
+    kept: dict[str, dict[str, int]] = field(default_factory=dict)  # source -> split -> samples
+    classes: dict[str, int] = field(default_factory=dict)  # class name (or "unlabelled") -> samples
+    skipped: dict[str, dict[str, int]] = field(default_factory=dict)  # source -> reason -> count
+    faces: dict[str, int] = field(default_factory=dict)  # FaceStats fields
+    frames_replaced: int = 0
+    warnings: int = 0
+    wall_s: float = 0.0
+
+    def format(self) -> str:
+        verb = "reused" if self.reused else "prepared"
+        lines = [
+            f"cache {self.path} ({verb}, config {self.config_hash}): {self.samples} samples in "
+            f"{self.shards} shards, {self.wall_s:.1f} s"
+        ]
+        for source, splits in self.kept.items():
+            lines.append(f"  kept {source}: " + ", ".join(f"{n} {s}" for s, n in splits.items()))
+        lines.append("  classes: " + ", ".join(f"{name} {n}" for name, n in self.classes.items()))
+        for source, reasons in self.skipped.items():
+            if reasons:
+                lines.append(f"  skipped {source}: " + ", ".join(f"{n} {r}" for r, n in reasons.items()))
+        f = self.faces
+        if f.get("clips_detected"):
+            lines.append(
+                f"  faces: {f['frames_without_detection']} of {f['frames_detected']} detector frames had no "
+                "detection of their own (the nearest one in the clip was used); "
+                f"{f['clips_centre_crop']} of {f['clips_detected']} clips fell back to a centre crop"
+            )
+        if self.frames_replaced:
+            lines.append(f"  {self.frames_replaced} sampled frames without an image replaced by a neighbour")
+        if self.warnings:
+            lines.append(f"  {self.warnings} warnings (the first {_SHOWN_WARNINGS} were logged)")
+        return "\n".join(lines)
+
+
+def _init_worker() -> None:
+    # One thread per process: the pool is the parallelism; nested OpenMP/OpenCV threads only contend.
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def _run(job: tuple[SampleRef, PreprocessConfig, bool]) -> RefResult:
+    return process_ref(*job)
+
+
+def _results(jobs: list, workers: int) -> Iterator[RefResult]:
+    if workers <= 1 or len(jobs) <= 1:
+        yield from map(_run, jobs)
+        return
+    # forkserver, not fork: a child forked from a process whose OpenMP pool has run (any torch op, e.g.
+    # a test or a notebook cell before) can hang in torch.set_num_threads. The server is a fresh process
+    # that imports this module once; workers fork from it cheaply. imap keeps the refs' order, so the
+    # cache is the same whatever the worker count.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    with context.Pool(workers, initializer=_init_worker) as pool:
+        yield from pool.imap(_run, jobs, chunksize=1)
+
+
+@contextlib.contextmanager
+def _lock(out: Path) -> Iterator[None]:
+    """Concurrent prepares of one cache (several launches, tests) build it once; the rest then reuse it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def cache_dir(config: DataConfig, out_dir: str | Path | None = None) -> Path:
+    return resolve_path(out_dir if out_dir is not None else config.cache.root)
+
+
+def prepare(
+    config: DataConfig, out_dir: str | Path | None = None, *, workers: int | None = None, force: bool = False
+) -> PrepareSummary:
+    """Build (or reuse) the cache of ``config`` in ``out_dir`` (default ``config.cache.root``). The hash
+    covers the config and the resolved dataset roots, not the files in them: ``force`` rebuilds a cache
+    after the data itself changed."""
+    started = time.perf_counter()
+    out = cache_dir(config, out_dir)
+    roots = {s.name: str(dataset_root(s.root)) for s in config.sources}
+    digest = config_hash(config, roots)
+    with _lock(out):
+        index = cache.read_index(out)
+        if index is not None and index.get("config_hash") == digest and not force:
+            summary = PrepareSummary(**{**index["summary"], "reused": True, "path": str(out)})
+            summary.wall_s = round(time.perf_counter() - started, 3)
+            log.info("cache %s is up to date (config %s); reused", out, digest)
+            return summary
+        if out.exists() and not cache.is_cache_dir(out):
+            raise PrepareError(f"{out} exists and is not a cache folder; refusing to replace it")
+        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            summary = _build(config, tmp, roots, digest, workers or config.cache.workers)
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            if out.exists():
+                out.rename(old)  # the stale cache goes only once the new one is complete
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    summary.path = str(out)
+    summary.wall_s = round(time.perf_counter() - started, 3)
+    return summary
+
+
+def _build(config: DataConfig, tmp: Path, roots: dict[str, str], digest: str, workers: int) -> PrepareSummary:
+    from expr_common.data.readers import read_dataset  # the readers import media probing; only here
+
+    summary = PrepareSummary(path=str(tmp), config_hash=digest)
+    jobs, sources, warnings = [], [], []
+    skipped: dict[str, Counter[str]] = {}
+    for source in config.sources:
+        splits = tuple(source.splits) if source.splits is not None else None
+        result = read_dataset(source.format, roots[source.name], splits=splits, **source.options)
+        skipped[source.name] = Counter(result.skipped)
+        for ref in result.refs:
+            detect = config.preprocess.face_detector != "none" and needs_detection(
+                ref.domain, ref.video is not None, source.faces
+            )
+            jobs.append((ref, config.preprocess, detect))
+            sources.append(source.name)
+    faces = FaceStats()
+    kept: dict[str, Counter[str]] = {s.name: Counter() for s in config.sources}
+    classes: Counter[str] = Counter()
+    writer = cache.ShardWriter(tmp, config.cache.shard_size)
+    bar = progress(total=len(jobs), desc=f"prepare {config.name}", unit="ref")
+    for source, result in zip(sources, _results(jobs, workers)):
+        bar.update()
+        skipped[source].update(result.skipped)
+        faces.add(result.faces)
+        summary.frames_replaced += result.frames_replaced
+        for message in result.warnings:
+            if len(warnings) < _SHOWN_WARNINGS:
+                log.warning(message)
+            warnings.append(message)
+        for sample in result.samples:
+            sample["meta"]["source"] = source
+            writer.add(sample)
+            kept[source][sample["meta"]["split"]] += 1
+            classes[CLASS_NAMES[sample["label"]] if sample["label"] != UNLABELLED else "unlabelled"] += 1
+    bar.close()
+    entries, shards = writer.close()
+    summary.kept = {name: dict(sorted(c.items())) for name, c in kept.items()}
+    summary.skipped = {name: dict(c.most_common()) for name, c in skipped.items()}
+    if not entries:
+        raise PrepareError(
+            f"no samples prepared from {', '.join(roots.values())}; skipped: {summary.skipped}"
+        )
+    summary.samples, summary.shards = len(entries), len(shards)
+    summary.classes = {n: classes[n] for n in (*CLASS_NAMES, "unlabelled") if classes[n]}
+    summary.faces, summary.warnings = asdict(faces), len(warnings)
+    cache.write_index(
+        tmp,
+        {
+            "config_hash": digest,
+            "config": to_dict(config),
+            "roots": roots,
+            "shards": shards,
+            "samples": entries,
+            "summary": asdict(summary),
+        },
+    )
+    return summary
+
+
+def prepare_cached(
+    config: DataConfig, accelerator: Any = None, out_dir: str | Path | None = None
+) -> PrepareSummary:
+    """:func:`prepare` for training scripts: under ``accelerate`` the main process builds the cache while
+    the others wait, then they find it valid and reuse it."""
+    if accelerator is None:
+        return prepare(config, out_dir)
+    with accelerator.main_process_first():
+        return prepare(config, out_dir)
+
+
+def _command(args: argparse.Namespace) -> int:
+    config = load_data_config(args.config, args.overrides)
+    try:
+        summary = prepare(config, args.out, workers=args.workers, force=args.force)
+    except FileNotFoundError as exc:  # a dataset root that is not there: say so without a traceback
+        raise PrepareError(str(exc)) from None
+    print(summary.format())
+    return 0
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """``expr-data prepare`` on the ``expr-data`` subcommands."""
+    parser = sub.add_parser("prepare", help="decode datasets into the sample cache that training reads")
+    parser.add_argument("--config", type=Path, required=True, help="data config (configs/data/*.yaml)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="cache folder (default: the config's cache.root)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set preprocess.frames=4 (repeatable)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="decoding processes (default: cache.workers)"
+    )
+    parser.add_argument("--force", action="store_true", help="rebuild even if the cache is up to date")
+    parser.set_defaults(func=_command)
+    return parser
