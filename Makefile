@@ -19,6 +19,8 @@ $(STAMP): uv.lock pyproject.toml packages/common/pyproject.toml packages/gan_aug
 
 demo: $(STAMP)
 	$(VENV)/bin/expr-data synth --out data/synthetic_demo --preset demo --seed 0 --reuse
+	$(VENV)/bin/expr-data check data/synthetic_demo/affwild2 --format affwild2
+	$(VENV)/bin/expr-data prepare --config configs/data/synthetic_demo.yaml
 
 test: $(STAMP)
 	$(RUN) -m pytest $(PYTEST_ARGS)

@@ -1,5 +1,5 @@
-"""``recognizer``: train, evaluate (``python -m recognizer`` is the same; so is
-``accelerate launch -m recognizer train ...``)."""
+"""``recognizer``: train, evaluate, predict, validate-submission, ablate (``python -m recognizer`` is
+the same; so is ``accelerate launch -m recognizer train ...``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from expr_common.checkpoint import CheckpointError
 from expr_common.config import ConfigError
 from expr_common.runs import add_run_arguments, open_run_dir
 
@@ -69,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=64)
     evaluate.add_argument("--run-dir", type=Path, default=None)
     evaluate.set_defaults(func=_evaluate)
+
+    from recognizer.submission import add_parsers as add_submission_parsers
+
+    add_submission_parsers(sub)  # predict, validate-submission
+
+    from recognizer.ablate import add_ablate_parser
+
+    add_ablate_parser(sub)  # ablate: the paper's Table 1 over seeds
     return parser
 
 
@@ -76,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, CheckpointError, FileNotFoundError, ValueError) as exc:
         print(f"recognizer {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

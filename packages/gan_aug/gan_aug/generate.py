@@ -1,0 +1,290 @@
+"""``gan-aug generate``: synthetic faces or K-frame clips of chosen classes, in one domain's style, written as
+an ordinary dataset (PNG frames + ``manifest.csv``, ``domain=synthetic``) that the manifest reader takes in.
+
+    gan-aug generate --checkpoint runs/gan/checkpoints/last.pt --out data/gan_fill --fill-to-max --clip-len 8
+
+Layout: a face is ``DIR/<class>/<id>.png``, a clip is ``DIR/<class>/<id>/00001.png ...``. Every sample's
+latent comes from its own generator seeded by (seed, class, number), so the same arguments give the same bytes
+and asking for more samples of a class keeps the first ones. G_ema and its config come from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.utils import parametrize
+from torchvision.io import write_png
+
+from expr_common.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint
+from expr_common.labels import CLASS_NAMES, parse_label
+from expr_common.logs import progress
+from gan_aug.config import DOMAINS, domain_index
+from gan_aug.networks import Generator
+from gan_aug.train_config import GanTrainConfig
+
+MANIFEST = "manifest.csv"
+COLUMNS = ("sample_id", "frames", "audio", "label", "split", "subject", "domain")
+FILL_DOMAIN = "affwild2"  # --fill-to-max balances against the target dataset's real training data
+WALK_SCALE = 0.35  # size of a clip's latent excursion around its base z: moves the expression, keeps the face
+
+
+class GenerateError(ValueError):
+    """The request cannot be met as asked (bad counts, a checkpoint without class counts, an occupied DIR)."""
+
+
+USER_ERRORS = (GenerateError, CheckpointError)
+
+
+@dataclass
+class GenerateResult:
+    out: Path
+    manifest: Path
+    counts: dict[str, int] = field(default_factory=dict)  # class name -> samples written
+    clip_len: int = 1
+
+
+def parse_counts(text: str) -> dict[int, int]:
+    """``"Fear=500,Disgust=500"`` -> {3: 500, 2: 500}; any spelling :func:`parse_label` knows."""
+    counts: dict[int, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep:
+            raise GenerateError(f"--counts item {part!r} must look like Class=N")
+        try:
+            label, n = parse_label(name.strip()), int(value)
+        except ValueError as exc:
+            raise GenerateError(f"--counts item {part!r}: {exc}") from None
+        if label < 0 or n < 0 or label in counts:
+            raise GenerateError(f"--counts item {part!r}: a class (once) and a count >= 0 expected")
+        counts[label] = n
+    if not counts:
+        raise GenerateError("--counts is empty")
+    return counts
+
+
+def plan_counts(
+    state: dict[str, Any],
+    num_classes: int,
+    *,
+    per_class: int | None,
+    fill_to_max: bool,
+    counts: dict[int, int] | None,
+    clip_len: int,
+) -> dict[int, int]:
+    """Samples per class for exactly one of the three modes. ``fill_to_max`` tops every class up to the
+    largest real Aff-Wild2 training class, counted in frames for single faces and in cached clips for clips,
+    so that one synthetic sample stands for one real one (counts recorded in the checkpoint by training)."""
+    if sum(x is not None and x is not False for x in (per_class, counts, fill_to_max or None)) != 1:
+        raise GenerateError("give exactly one of --per-class, --fill-to-max, --counts")
+    if per_class is not None:
+        if per_class < 0:
+            raise GenerateError(f"--per-class must be >= 0, got {per_class}")
+        return {c: per_class for c in range(num_classes)}
+    if counts is not None:
+        if any(c >= num_classes for c in counts):
+            raise GenerateError(f"--counts names a class outside the model's {num_classes} classes")
+        return dict(sorted(counts.items()))
+    key = "real_clip_counts" if clip_len > 1 else "real_frame_counts"
+    if key not in state:
+        raise GenerateError(f"--fill-to-max: the checkpoint has no {key} (it predates class-count recording)")
+    real = state[key][:, domain_index(FILL_DOMAIN)].tolist()  # [C, D] -> this domain's column
+    if max(real) == 0:
+        raise GenerateError(f"--fill-to-max: the checkpoint's training data has no {FILL_DOMAIN} frames")
+    top = max(real)
+    return {c: top - n for c, n in enumerate(real) if top - n > 0}
+
+
+def sample_generator(seed: int, label: int, number: int) -> torch.Generator:
+    mixed = np.random.SeedSequence([seed, label, number]).generate_state(2, np.uint32)
+    return torch.Generator().manual_seed(int(mixed[0]) << 32 | int(mixed[1]))
+
+
+def truncated_normal(
+    shape: tuple[int, ...], truncation: float | None, generator: torch.Generator
+) -> torch.Tensor:
+    """N(0, I) with every entry whose |z| > truncation redrawn (BigGAN's truncation trick)."""
+    z = torch.randn(shape, generator=generator)
+    if truncation is None:
+        return z
+    if truncation <= 0:
+        raise GenerateError(f"--truncation must be positive, got {truncation}")
+    while True:
+        outside = z.abs() > truncation
+        if not outside.any():
+            return z
+        z[outside] = torch.randn(int(outside.sum()), generator=generator)
+
+
+def latent_walk(
+    base: torch.Tensor, clip_len: int, truncation: float | None, generator: torch.Generator
+) -> torch.Tensor:
+    """[K, z_dim]: the base z plus a smooth excursion through a few random anchors (the first anchor is 0,
+    so frame 1 is the base face); cosine easing between anchors keeps the motion free of jumps."""
+    if clip_len == 1:
+        return base[None]
+    anchors = max(2, math.ceil(clip_len / 8) + 1)  # one new direction about every 8 frames
+    offsets = torch.randn(anchors, base.numel(), generator=generator) * WALK_SCALE
+    offsets[0] = 0.0
+    t = torch.linspace(0, anchors - 1, clip_len)  # [K] position along the anchors
+    i = t.floor().long().clamp(max=anchors - 2)
+    w = ((1 - torch.cos(math.pi * (t - i))) / 2)[:, None]  # eased fraction in [0, 1]
+    z = base[None] + torch.lerp(offsets[i], offsets[i + 1], w)
+    return z.clamp(-truncation, truncation) if truncation is not None else z
+
+
+def load_generator(checkpoint: str | Path, device: str | torch.device) -> tuple[Generator, dict[str, Any]]:
+    """G_ema rebuilt from the config stored in the checkpoint (no YAML needed), in eval mode."""
+    state = load_checkpoint(checkpoint)
+    config = config_from_checkpoint(state, GanTrainConfig, str(checkpoint))
+    if "G_ema" not in state:
+        raise CheckpointError(f"{checkpoint} holds no G_ema: not a gan-aug training checkpoint")
+    G = Generator(config.model.generator, config.model.num_classes, config.model.num_domains)
+    G.load_state_dict(state["G_ema"])
+    G.eval()
+    for module in G.modules():  # bake spectral norm in: in eval mode it is a fixed rescaling of each weight
+        if parametrize.is_parametrized(module, "weight"):
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+    return G.to(device).requires_grad_(False), state
+
+
+def _remove_listed(out: Path, manifest: Path) -> None:
+    """Delete what an earlier manifest in ``out`` lists (only inside ``out``), so no stale sample survives."""
+    root = out.resolve()
+    with manifest.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            path = (out / row.get("frames", "")).resolve()
+            if root in path.parents:
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    manifest.unlink()
+
+
+def _write_sample(out: Path, class_name: str, sample_id: str, frames: torch.Tensor) -> str:
+    """A face as ``<class>/<id>.png``, a clip as ``<class>/<id>/00001.png...``; returns the relative path."""
+    if len(frames) == 1:
+        (out / class_name).mkdir(parents=True, exist_ok=True)
+        relative = f"{class_name}/{sample_id}.png"
+        write_png(frames[0], str(out / relative))
+        return relative
+    relative = f"{class_name}/{sample_id}"
+    (out / relative).mkdir(parents=True, exist_ok=True)
+    for k, frame in enumerate(frames):  # 1-based, 5 digits: Aff-Wild2's own frame naming
+        write_png(frame, str(out / relative / f"{k + 1:05d}.png"))
+    return relative
+
+
+def _to_uint8(images: torch.Tensor) -> torch.Tensor:
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()  # [B, 3, H, W]
+
+
+def generate(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    *,
+    domain: str = "affwild2",
+    per_class: int | None = None,
+    fill_to_max: bool = False,
+    counts: dict[int, int] | str | None = None,
+    clip_len: int = 1,
+    truncation: float | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+    device: str | None = None,
+    overwrite: bool = False,
+) -> GenerateResult:
+    """Write the samples and ``manifest.csv`` into ``out_dir``; returns what was written."""
+    if clip_len < 1:
+        raise GenerateError(f"--clip-len must be >= 1, got {clip_len}")
+    out, d = Path(out_dir), domain_index(domain)
+    manifest = out / MANIFEST
+    if manifest.exists() and not overwrite:
+        raise GenerateError(f"{manifest} exists: choose another --out or pass --overwrite")
+    G, state = load_generator(checkpoint, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    parsed = parse_counts(counts) if isinstance(counts, str) else counts
+    plan = plan_counts(
+        state, G.num_classes, per_class=per_class, fill_to_max=fill_to_max, counts=parsed, clip_len=clip_len
+    )
+    if manifest.exists():  # only once the request is known to be valid
+        _remove_listed(out, manifest)
+    device_ = next(G.parameters()).device
+    rows: list[dict[str, str]] = []
+    bar = progress(total=sum(plan.values()), desc="generate", unit="sample")
+    for label, n in plan.items():
+        name = CLASS_NAMES[label]
+        per_batch = max(1, batch_size // clip_len)  # whole clips per forward pass
+        for first in range(0, n, per_batch):
+            numbers = range(first, min(n, first + per_batch))
+            z = []
+            for number in numbers:
+                gen = sample_generator(seed, label, number)
+                z.append(
+                    latent_walk(truncated_normal((G.cfg.z_dim,), truncation, gen), clip_len, truncation, gen)
+                )
+            zs = torch.cat(z).to(device_)  # [samples * K, z_dim]
+            y = torch.full((len(zs),), label, device=device_)
+            with torch.no_grad():
+                images = _to_uint8(G(zs, y, torch.full_like(y, d)))
+            for j, number in enumerate(numbers):
+                sample_id = f"gan-{domain}-s{seed}-{name.lower()}-{number:05d}"
+                relative = _write_sample(out, name, sample_id, images[j * clip_len : (j + 1) * clip_len])
+                rows.append(
+                    {"sample_id": sample_id, "frames": relative, "audio": "", "label": name, "split": "train"}
+                    | {"subject": sample_id, "domain": "synthetic"}
+                )
+            bar.update(len(numbers))
+    bar.close()
+    out.mkdir(parents=True, exist_ok=True)
+    with manifest.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return GenerateResult(out, manifest, {CLASS_NAMES[c]: n for c, n in plan.items()}, clip_len)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--checkpoint", type=Path, required=True, help="a gan-aug training checkpoint (last.pt / best.pt)")
+    add("--out", type=Path, required=True, help="output folder: class folders + manifest.csv")
+    add("--domain", choices=DOMAINS, default="affwild2", help="whose style to draw (default affwild2)")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--per-class", type=int, default=None, metavar="N", help="N samples of every class")
+    mode.add_argument(
+        "--fill-to-max", action="store_true", help="top every class up to the largest real Aff-Wild2 class"
+    )
+    mode.add_argument("--counts", default=None, metavar="C=N,...", help='e.g. "Fear=500,Disgust=500"')
+    add("--clip-len", type=int, default=1, metavar="K", help="frames per sample (1 = single faces)")
+    add("--truncation", type=float, default=None, metavar="T", help="redraw latent entries with |z| > T")
+    add("--seed", type=int, default=0)
+    add("--batch-size", type=int, default=64, help="images per forward pass")
+    add("--device", default=None, help="cuda, cpu (default: cuda if available)")
+    add("--overwrite", action="store_true", help="write into an --out that already holds a manifest")
+
+
+def run(args: argparse.Namespace) -> int:
+    result = generate(
+        args.checkpoint,
+        args.out,
+        domain=args.domain,
+        per_class=args.per_class,
+        fill_to_max=args.fill_to_max,
+        counts=args.counts,
+        clip_len=args.clip_len,
+        truncation=args.truncation,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        device=args.device,
+        overwrite=args.overwrite,
+    )
+    total = sum(result.counts.values())
+    print(
+        f"wrote {total} samples ({', '.join(f'{k} {v}' for k, v in result.counts.items())}) to {result.out}"
+    )
+    print(f"manifest: {result.manifest}")
+    return 0

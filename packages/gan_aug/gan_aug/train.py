@@ -1,0 +1,256 @@
+"""Train the class- and domain-conditional GAN on the prepared caches (AFEW, CK+, Aff-Wild2 frames).
+
+    accelerate launch packages/gan_aug/gan_aug/train.py --config configs/gan_aug/demo.yaml --run-dir runs/gan
+    gan-aug train --config configs/gan_aug/tiny.yaml --run-dir runs/gan-tiny [--resume] [--set train.steps=10]
+
+Writes the run contract: config.yaml, metrics.jsonl, tb/, checkpoints/last.pt (+ best.pt with an FID hook),
+samples/*.png. Hardware and precision come from ``accelerate`` flags (``--mixed_precision bf16``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list
+from torch import nn
+
+from expr_common.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from expr_common.config import ConfigError, save_config
+from expr_common.data.config import load_data_config
+from expr_common.data.prepare import PrepareError, prepare_cached
+from expr_common.logs import get_logger, progress
+from expr_common.runs import (
+    MetricsWriter,
+    RunDir,
+    add_run_arguments,
+    default_run_dir,
+    open_run_dir,
+    read_metrics,
+    resolve_path,
+)
+from expr_common.seeding import rng_state, seed_everything, set_rng_state
+from gan_aug.grids import fixed_latents, save_real_grids, save_sample_grids
+from gan_aug.sampling import (
+    STREAM_NOISE,
+    CellSampler,
+    FrameBatches,
+    batch_loader,
+    build_frame_table,
+    step_generator,
+)
+from gan_aug.train_config import GanTrainConfig, load_train_config
+from gan_aug.trainer import FidUnavailableError, GanTrainer, NonFiniteError, reduce_stats
+
+COMMAND = "gan-aug-train"
+log = get_logger("gan")
+# Called every train.fid_every steps on the main process with (G_ema, step); returns metrics, lower = better.
+FidHook = Callable[[nn.Module, int], dict[str, float]]
+# `gan-aug train` prints these as one line (exit code 2): bad config, missing data or weights, a diverged run.
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    FileNotFoundError,
+    CheckpointError,
+    PrepareError,
+    NonFiniteError,
+    FidUnavailableError,
+)
+
+
+@dataclass
+class TrainResult:
+    run: RunDir
+    steps: int
+    last_metrics: dict[str, Any] = field(default_factory=dict)
+    grids: list[Path] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+
+
+def training_step(trainer: GanTrainer, loader: Any, config: GanTrainConfig) -> dict[str, torch.Tensor] | None:
+    """One step: ``d_steps`` D phases, one G phase, one EMA update; None when a phase was not finite."""
+    loop = config.train
+    noise = step_generator(loop.seed, trainer.step, trainer.accelerator.process_index, STREAM_NOISE)
+    batches = [next(loader) for _ in range(loop.d_steps)]  # all drawn, skipped or not: streams stay aligned
+    stats: dict[str, torch.Tensor] = {}
+    for batch in batches:  # D phase
+        d_stats = trainer.d_phase(batch, noise)
+        if d_stats is None:
+            return None
+        stats.update(d_stats)
+    g_stats = trainer.g_phase(loop.batch_size, noise)  # G phase
+    if g_stats is None:
+        return None
+    trainer.ema_phase(loop.batch_size)  # EMA of G
+    return {**stats, **g_stats}
+
+
+def metrics_record(
+    trainer: GanTrainer, stats: dict[str, float] | None, images_per_s: float
+) -> dict[str, Any]:
+    names = ("d_loss", "g_loss", "lecam", "real_logit_mean", "fake_logit_mean")
+    values = {n: (stats or {}).get(n) for n in names}
+    return {
+        "step": trainer.step,
+        "kimg": trainer.images_seen / 1000.0,
+        **{n: v if v is None or math.isfinite(v) else None for n, v in values.items()},
+        "r1": trainer.last_r1,
+        "ada_p": trainer.augment.p,
+        "ada_rt": trainer.augment.last_rt,
+        "images_per_s": round(images_per_s, 2),
+        "skipped_nonfinite": trainer.skipped_nonfinite,
+    }
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """On resume, drop records past the checkpoint: those steps run again and are logged again."""
+    if path.is_file():
+        kept = [r for r in read_metrics(path) if r.get("step", 0) <= step]
+        path.unlink()
+        writer = MetricsWriter(path)
+        for record in kept:
+            writer.write(**record)
+
+
+def _checkpoint(trainer: GanTrainer, path: Path, config: GanTrainConfig, extra: dict[str, Any]) -> None:
+    trainer.accelerator.wait_for_everyone()
+    if trainer.accelerator.is_main_process:
+        save_checkpoint(path, {**trainer.state_dict(), "rng": rng_state(), **extra}, config)
+
+
+def train(
+    config: GanTrainConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    accelerator: Accelerator | None = None,
+    fid_hook: FidHook | None = None,
+) -> TrainResult:
+    """Train (or, with ``resume``, continue) a GAN run in ``run_dir``; returns where things were written."""
+    acc = accelerator or Accelerator(log_with="tensorboard", project_dir=str(run_dir))
+    main, loop = acc.is_main_process, config.train
+    out = open_run_dir(run_dir, COMMAND, resume=resume, create=main)
+    seed_everything(loop.seed, loop.deterministic)
+
+    data_config = load_data_config(resolve_path(config.data), config.data_overrides)
+    cache = prepare_cached(data_config, acc)  # main process first; the others then reuse the cache
+    table = build_frame_table(cache.path, config.model.num_classes)
+    log.info(
+        "GAN training on %d frames in %d (class, domain) cells",
+        len(table),
+        int((table.cell_counts() > 0).sum()),
+    )
+    trainer = GanTrainer(config, acc, CellSampler(table))
+    best: dict[str, Any] | None = None
+    if resume:
+        state = load_checkpoint(out.last_checkpoint)
+        trainer.load_state_dict(state)
+        set_rng_state(state["rng"])
+        best = state.get("best")
+        log.info("resumed %s at step %d", out.root, trainer.step)
+    if fid_hook is None and loop.fid_every > 0 and main:  # only the main process evaluates and writes
+        from gan_aug.fid_hook import default_fid_hook  # Inception only when FID is asked for
+
+        fid_hook = default_fid_hook(config, cache.path, acc)
+    extra = {"real_frame_counts": table.cell_counts(), "real_clip_counts": table.clip_counts()}
+    if main:
+        save_config(config, out.config)
+        if resume:
+            _truncate_metrics(out.metrics, trainer.step)
+        else:
+            save_real_grids(table, config.model.generator.resolution, loop.grid_columns, out.root)
+    acc.init_trackers("tb")  # with log_with="tensorboard" and project_dir=run_dir: events in run_dir/tb
+    metrics = MetricsWriter(out.metrics, enabled=main)
+    grid_z = fixed_latents(
+        loop.seed, config.model.num_classes, loop.grid_columns, config.model.generator.z_dim
+    )
+    batches = FrameBatches(
+        table,
+        loop.batch_size,
+        config.model.generator.resolution,
+        loop.seed,
+        acc.process_index,
+        start=trainer.step * loop.d_steps,
+    )
+    loader = iter(batch_loader(batches, loop.workers))
+    result = TrainResult(out, trainer.step, best=best)
+    busy_s, busy_images = 0.0, 0
+    bar = progress(total=loop.steps, desc="gan train", unit="step", enabled=main)
+    bar.update(trainer.step)
+    while trainer.step < loop.steps:
+        started = time.perf_counter()
+        stats = training_step(trainer, loader, config)
+        trainer.step += 1
+        if stats is None:
+            log.warning("step %d: non-finite loss or logits; step skipped", trainer.step)
+            trainer.skip(trainer.step, loop.max_nonfinite)
+        busy_s += time.perf_counter() - started
+        busy_images += loop.batch_size * loop.d_steps * acc.num_processes
+        step, last = trainer.step, trainer.step == loop.steps
+        bar.update()
+        if step % loop.log_every == 0 or last:
+            reduced = reduce_stats(acc, stats) if stats is not None else None
+            result.last_metrics = metrics_record(trainer, reduced, busy_images / max(busy_s, 1e-9))
+            metrics.write(**result.last_metrics)
+            acc.log({k: v for k, v in result.last_metrics.items() if isinstance(v, (int, float))}, step=step)
+            busy_s, busy_images = 0.0, 0
+        if main and (step % loop.sample_every == 0 or last):
+            result.grids = save_sample_grids(
+                trainer.generator_ema, grid_z, config.model.num_classes, out.root, step
+            )
+        if fid_hook is not None and loop.fid_every > 0 and (step % loop.fid_every == 0 or last):
+            scores = fid_hook(trainer.generator_ema, step) if main else {}
+            metrics.write(step=step, **scores)
+            score = next(iter(scores.values()), None)  # the hook lists its selection metric first
+            if main and score is not None and (best is None or score < best["score"]):
+                best = {"step": step, "score": score, **scores}
+                save_checkpoint(out.best_checkpoint, {**trainer.state_dict(), "best": best, **extra}, config)
+        if step % loop.checkpoint_every == 0 or last:
+            _checkpoint(trainer, out.last_checkpoint, config, {**extra, "best": best})
+    bar.close()
+    acc.end_training()
+    result.steps, result.best = trainer.step, best
+    return result
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_run_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``gan-aug train`` and this script's entry: on --resume without --config, the run's own config."""
+    if args.config is None and not (args.resume and args.run_dir is not None):
+        raise ConfigError("--config is required (or --resume --run-dir DIR, which reuses DIR/config.yaml)")
+    config_path = args.config if args.config is not None else RunDir(args.run_dir).config
+    config = load_train_config(config_path, args.overrides)
+    run_dir = args.run_dir if args.run_dir is not None else default_run_dir(COMMAND)
+    accelerator = Accelerator(log_with="tensorboard", project_dir=str(run_dir))
+    # A default run dir is a timestamp: every process must use the main process's.
+    run_dir = Path(broadcast_object_list([str(run_dir)])[0])
+    result = train(config, run_dir, resume=args.resume, accelerator=accelerator)
+    if accelerator.is_main_process:
+        print(f"trained {result.steps} steps; last checkpoint {result.run.last_checkpoint}")
+        if result.grids:
+            print(f"sample grids: {', '.join(str(p) for p in result.grids)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="train.py", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except USER_ERRORS as exc:
+        print(f"gan-aug train: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""The GAN's training state and its phases (stylegan2-ada's split: networks / loss / augment live in their own
+modules; this file owns one D step, one G step and the EMA step, and what a checkpoint must hold).
+
+One training step = ``d_steps`` D phases (each on a fresh real batch) + one G phase + one EMA update. A phase
+whose loss or logits are not finite is skipped before any state moves, and the step is counted as skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from torch import nn
+
+from gan_aug.augment import AdaptiveAugment
+from gan_aug.ema import GeneratorEma
+from gan_aug.losses import LeCam, d_hinge_loss, g_hinge_loss, lazy_r1_loss, r1_due
+from gan_aug.networks import Generator, build_networks
+from gan_aug.sampling import CellSampler
+from gan_aug.train_config import GanTrainConfig
+
+Stats = dict[str, torch.Tensor]
+
+
+class NonFiniteError(RuntimeError):
+    """Too many steps had a non-finite loss: the run stops instead of training on garbage."""
+
+
+class FidUnavailableError(RuntimeError):
+    """train.fid_every is set but FID cannot run (no Inception weights): said at start-up, not mid-run."""
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """``module`` without gradients for the duration (D during the G phase: no wasted weight gradients)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+class GanTrainer:
+    """G, D, G_ema, both optimizers (prepared by Accelerate), augmentation and LeCam state, and counters."""
+
+    def __init__(self, config: GanTrainConfig, accelerator: Accelerator, sampler: CellSampler) -> None:
+        self.config, self.accelerator, self.sampler = config, accelerator, sampler
+        model, loop = config.model, config.train
+        G, D = build_networks(model)
+        self.ema = GeneratorEma(G, model.ema)  # copied before prepare: the EMA is never wrapped or trained
+        self.ema.module.to(accelerator.device)
+        opt_g = torch.optim.Adam(G.parameters(), lr=loop.lr_g, betas=loop.betas, eps=loop.adam_eps)
+        opt_d = torch.optim.Adam(D.parameters(), lr=loop.lr_d, betas=loop.betas, eps=loop.adam_eps)
+        self.G, self.D, self.opt_g, self.opt_d = accelerator.prepare(G, D, opt_g, opt_d)
+        self.augment = AdaptiveAugment(model.augment)
+        self.lecam = LeCam(model.loss.lecam_decay, model.loss.lecam_start_step)
+        self.step = 0  # G steps done (skipped ones included: their data and noise are used up)
+        self.d_updates = 0  # D updates done: lazy R1's clock
+        self.images_seen = 0  # real images D has seen, over all processes: the EMA's and ADA's clock
+        self.skipped_nonfinite = 0
+        self.last_r1: float | None = None  # R1 runs every r1_interval D steps; logs show its latest value
+
+    @property
+    def generator_ema(self) -> Generator:
+        return self.ema.module
+
+    def latents(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z [n, z_dim] and fake (class, domain) drawn like the real batches' cells; drawn on the CPU so that
+        a seed gives the same fakes on any device."""
+        z = torch.randn(n, self.config.model.generator.z_dim, generator=generator)
+        y, d = self.sampler.draw_cells(n, generator)
+        device = self.accelerator.device
+        return z.to(device), y.to(device), d.to(device)
+
+    def all_finite(self, *tensors: torch.Tensor) -> bool:
+        """True when every tensor is finite on every process (all replicas skip a step together)."""
+        bad = torch.stack([~torch.isfinite(t.detach()).all() for t in tensors]).sum().float()
+        return float(self.accelerator.reduce(bad, "sum")) == 0.0
+
+    # --- D phase: real and fake through the same augmentation; hinge + LeCam (+ lazy R1) ----------------
+    def d_phase(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> Stats | None:
+        loss_cfg, acc = self.config.model.loss, self.accelerator
+        real, y_real, d_real = (batch[k].to(acc.device) for k in ("image", "label", "domain"))
+        B = real.shape[0]
+        z, y_fake, d_fake = self.latents(B, generator)
+        with torch.no_grad(), acc.autocast():
+            fake = self.G(z, y_fake, d_fake)
+        real_aug = self.augment(real, generator)
+        fake_aug = self.augment(fake.float(), generator)
+        with_r1 = r1_due(self.d_updates, loss_cfg.r1_gamma, loss_cfg.r1_interval)
+        if with_r1:  # R1 is the gradient w.r.t. the images D saw, i.e. the augmented reals
+            real_aug = real_aug.detach().requires_grad_(True)
+        with acc.autocast():  # one D pass over real and fake: one spectral-norm update, one DDP reduction
+            logits = self.D(
+                torch.cat([real_aug, fake_aug]), torch.cat([y_real, y_fake]), torch.cat([d_real, d_fake])
+            )
+        real_logits, fake_logits = logits.float().split(B)  # [B] each
+        hinge = d_hinge_loss(real_logits, fake_logits)
+        if not self.all_finite(hinge, logits):
+            return None
+        # Anchors and ADA follow logits gathered over processes, so every replica holds the same state.
+        real_all, fake_all = acc.gather(real_logits.detach()), acc.gather(fake_logits.detach())
+        loss, stats = hinge, {"d_loss": hinge.detach()}
+        if loss_cfg.lecam_weight > 0:
+            self.lecam.update(real_all, fake_all)
+            lecam = self.lecam.penalty(real_logits, fake_logits)
+            loss = loss + loss_cfg.lecam_weight * lecam
+            stats["lecam"] = lecam.detach()
+        if with_r1:
+            r1 = lazy_r1_loss(real_aug, real_logits, loss_cfg.r1_gamma, loss_cfg.r1_interval)
+            loss = loss + r1
+            stats["r1"] = r1.detach()
+        if not self.all_finite(loss):
+            return None
+        self.augment.observe(real_all)
+        self.opt_d.zero_grad(set_to_none=True)
+        acc.backward(loss)
+        self.opt_d.step()
+        self.d_updates += 1
+        self.images_seen += real_all.numel()
+        if "r1" in stats:
+            self.last_r1 = float(stats["r1"])
+        stats["real_logit_mean"], stats["fake_logit_mean"] = real_all.mean(), fake_all.mean()
+        return stats
+
+    # --- G phase: fakes through the same augmentation into a frozen D; hinge -----------------------------
+    def g_phase(self, batch_size: int, generator: torch.Generator) -> Stats | None:
+        acc = self.accelerator
+        z, y, d = self.latents(batch_size, generator)
+        # The unwrapped D: under DDP its reducer would otherwise wait for D gradients that never come.
+        with frozen(acc.unwrap_model(self.D)) as D, acc.autocast():
+            fake = self.G(z, y, d)
+            logits = D(self.augment(fake, generator), y, d).float()
+            loss = g_hinge_loss(logits)
+            if not self.all_finite(loss, logits):
+                return None
+            self.opt_g.zero_grad(set_to_none=True)
+            acc.backward(loss)
+        self.opt_g.step()
+        return {"g_loss": loss.detach()}
+
+    # --- EMA of G ------------------------------------------------------------------------------------------
+    def ema_phase(self, batch_size: int) -> None:
+        total = batch_size * self.accelerator.num_processes
+        self.ema.update(self.accelerator.unwrap_model(self.G), total, self.images_seen)
+
+    def skip(self, step: int, limit: int) -> None:
+        """Count a skipped step; stop the run once more than ``limit`` have been skipped."""
+        self.skipped_nonfinite += 1
+        if self.skipped_nonfinite > limit:
+            raise NonFiniteError(
+                f"stopping at step {step}: {self.skipped_nonfinite} steps had a non-finite loss or logit "
+                f"(limit train.max_nonfinite={limit}); lower train.lr_d/lr_g, check the data, or try "
+                f"bf16/fp32 instead of fp16"
+            )
+
+    # --- checkpoint state ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        unwrap, scaler = self.accelerator.unwrap_model, self.accelerator.scaler
+        return {
+            "G": unwrap(self.G).state_dict(),
+            "D": unwrap(self.D).state_dict(),
+            "G_ema": self.ema.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "augment": self.augment.state_dict(),
+            "lecam": self.lecam.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "step": self.step,
+            "d_updates": self.d_updates,
+            "images_seen": self.images_seen,
+            "skipped_nonfinite": self.skipped_nonfinite,
+            "last_r1": self.last_r1,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        unwrap, scaler = self.accelerator.unwrap_model, self.accelerator.scaler
+        unwrap(self.G).load_state_dict(state["G"])
+        unwrap(self.D).load_state_dict(state["D"])
+        self.ema.load_state_dict(state["G_ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.augment.load_state_dict(state["augment"])
+        self.lecam.load_state_dict(state["lecam"])
+        if scaler is not None and state.get("scaler") is not None:
+            scaler.load_state_dict(state["scaler"])
+        self.step, self.d_updates = int(state["step"]), int(state["d_updates"])
+        self.images_seen, self.skipped_nonfinite = int(state["images_seen"]), int(state["skipped_nonfinite"])
+        self.last_r1 = state.get("last_r1")
+
+
+def reduce_stats(accelerator: Accelerator, stats: Stats) -> dict[str, float]:
+    """Means over processes of a step's statistics, as plain floats (one host sync for all of them)."""
+    names = sorted(stats)
+    values = torch.stack([stats[n].float().reshape(()) for n in names])
+    values = accelerator.reduce(values, "mean")
+    return {n: float(v) for n, v in zip(names, values.tolist())}

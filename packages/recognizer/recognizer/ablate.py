@@ -1,0 +1,238 @@
+"""``recognizer ablate``: the paper's Table 1 (Base / + GCSA / + GCSA + CF, for V and V+A) on any data.
+
+Every (row, modality, seed) is an ordinary training run in ``DIR/<row>_<modality>/seed<k>/`` (the run
+contract holds there), finished by a ``summary.json``. A seed whose ``summary.json`` exists is read back
+instead of trained, so an interrupted ablation continues where it stopped; a seed with a checkpoint but no
+summary resumes from ``last.pt``. ``DIR/ablation.md`` and ``DIR/ablation.json`` gather the cells.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from expr_common.config import apply_overrides, from_dict, save_config, to_dict
+from expr_common.runs import RunDir, default_run_dir, open_run_dir
+from recognizer.settings import RecognizerConfig, load_recognizer_config
+
+SUMMARY_FILE = "summary.json"  # written last: its presence marks a finished sub-run
+# row -> (label, GCSA on both branches, loss kind)
+ROWS: dict[str, tuple[str, bool, str]] = {
+    "base": ("Base", False, "ce"),
+    "gcsa": ("+ GCSA", True, "ce"),
+    "gcsa_cf": ("+ GCSA + CF", True, "coarse_fine"),
+}
+MODALITIES: dict[str, str] = {"v": "V", "av": "V+A", "a": "A"}
+# Yu et al. 2025, Table 1: Aff-Wild2 validation macro-F1 in %, (V, V+A); the paper has no A-only column.
+PAPER: dict[str, dict[str, float]] = {
+    "base": {"v": 31.89, "av": 42.62},
+    "gcsa": {"v": 33.53, "av": 45.92},
+    "gcsa_cf": {"v": 35.59, "av": 46.51},
+}
+METRIC_NOTE = (
+    "selection val_macro_f1: validation macro-F1 of the best checkpoint after the (m, n) fusion grid search "
+    "and the smoothing-window choice, both made on validation (so optimistic by the selection)"
+)
+
+
+def cell_config(
+    cfg: RecognizerConfig | str | Path, overrides: list[str], row: str, modality: str, seed: int
+) -> RecognizerConfig:
+    """The resolved config of one sub-run: the base config, the user's overrides, then the row's switches
+    (which win: an ablation row that a ``--set`` could silently undo would not be that row)."""
+    if isinstance(cfg, RecognizerConfig):
+        data = to_dict(cfg)
+    else:
+        data = to_dict(load_recognizer_config(cfg))
+    _, gcsa, loss = ROWS[row]
+    switches = [
+        f"model.visual.gcsa={str(gcsa).lower()}",
+        f"model.audio.gcsa={str(gcsa).lower()}",
+        f"loss.kind={loss}",
+        f"model.modalities={modality}",
+        f"train.seed={seed}",
+    ]
+    where = f"ablation cell {row}_{modality} seed {seed}"
+    return from_dict(apply_overrides(data, [*overrides, *switches]), RecognizerConfig, where)
+
+
+def _run_cell(cfg: RecognizerConfig, run_dir: Path) -> dict[str, Any]:
+    """Train one sub-run unless its summary exists; returns the summary (read back or fresh)."""
+    from recognizer.trainer import make_accelerator, train
+
+    summary_path = run_dir / SUMMARY_FILE
+    wanted = to_dict(cfg)
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        # JSON turns nothing of to_dict's output into something else, so equal configs compare equal.
+        if summary.get("config") != wanted:
+            raise ValueError(
+                f"{run_dir} was trained with another config than this ablation asks for; "
+                "use a new --run-dir (or delete that sub-run)"
+            )
+        summary["skipped"] = True
+        return summary
+    resume = RunDir(run_dir).last_checkpoint.is_file()  # interrupted mid-training: continue it
+    run = open_run_dir(run_dir, "recognizer-ablate", resume=resume)
+    accelerator = make_accelerator(run)
+    result = train(cfg, run, resume=resume, accelerator=accelerator)
+    summary = {
+        "config": wanted,
+        "seed": cfg.train.seed,
+        "best_val_macro_f1": result["best_val_macro_f1"],
+        "selection": result.get("selection"),
+        "epochs": result.get("epochs"),
+        "history": result.get("history", []),
+    }
+    if accelerator.is_main_process:
+        tmp = summary_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(summary_path)  # atomic: a half-written summary must never mark a run as done
+    summary["skipped"] = False
+    return summary
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    # Sample standard deviation (n - 1) across seeds; 0 for a single seed.
+    mean = statistics.fmean(values)
+    return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def ablate(
+    cfg: RecognizerConfig | str | Path,
+    run_dir: str | Path,
+    seeds: int = 3,
+    rows: list[str] | tuple[str, ...] = ("base", "gcsa", "gcsa_cf"),
+    modalities: list[str] | tuple[str, ...] = ("v", "av"),
+    overrides: list[str] | tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Train every (row, modality, seed 0..seeds-1) cell that is not done yet; write and return the table."""
+    bad = [r for r in rows if r not in ROWS] + [m for m in modalities if m not in MODALITIES]
+    if bad or not rows or not modalities:
+        raise ValueError(
+            f"unknown or missing rows/modalities {bad}; rows: {list(ROWS)}, modalities: {list(MODALITIES)}"
+        )
+    if seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    root = Path(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    overrides = list(overrides)
+    # Canonical order, whatever order the user typed: the table reads like the paper's.
+    rows = [r for r in ROWS if r in rows]
+    modalities = [m for m in MODALITIES if m in modalities]
+    cells: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        for modality in modalities:
+            runs = []
+            for seed in range(seeds):
+                sub = root / f"{row}_{modality}" / f"seed{seed}"
+                summary = _run_cell(cell_config(cfg, overrides, row, modality, seed), sub)
+                selection = summary.get("selection") or {}
+                runs.append(
+                    {
+                        "seed": seed,
+                        "run_dir": str(sub),
+                        "val_macro_f1": selection.get("val_macro_f1"),
+                        "best_val_macro_f1": summary["best_val_macro_f1"],
+                        "m": selection.get("m"),
+                        "n": selection.get("n"),
+                        "window": selection.get("window"),
+                        "skipped": summary["skipped"],
+                    }
+                )
+            selected = [r["val_macro_f1"] for r in runs if r["val_macro_f1"] is not None]
+            best = [r["best_val_macro_f1"] for r in runs]
+            mean, std = _stats(selected) if selected else (float("nan"), float("nan"))
+            best_mean, best_std = _stats(best)
+            cells.setdefault(row, {})[modality] = {
+                "runs": runs,
+                "n": len(selected),
+                "mean": mean,
+                "std": std,
+                "best_mean": best_mean,
+                "best_std": best_std,
+            }
+    result = {
+        "metric": METRIC_NOTE,
+        "std": "sample standard deviation over seeds (n - 1); 0 for one seed",
+        "seeds": seeds,
+        "rows": rows,
+        "modalities": modalities,
+        "overrides": overrides,
+        "cells": cells,
+        "paper": {"values_percent": PAPER, "note": "Yu et al. 2025 Table 1, real Aff-Wild2 validation"},
+    }
+    # The first cell's resolved config, as a record of the base config and overrides (written last, so a
+    # refused re-run with other overrides does not overwrite it).
+    save_config(cell_config(cfg, overrides, rows[0], modalities[0], 0), root / "config.yaml")
+    (root / "ablation.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (root / "ablation.md").write_text(render_markdown(result), encoding="utf-8")
+    return result
+
+
+def _cell(mean: float, std: float, n: int) -> str:
+    return f"{100 * mean:.2f} ± {100 * std:.2f} (n={n})"
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    rows, modalities, cells = result["rows"], result["modalities"], result["cells"]
+    heads = [MODALITIES[m] for m in modalities]
+    paper_mods = ["v", "av"]
+    lines = [
+        "# Ablation (paper Table 1 rows)",
+        "",
+        f"Shown: **{METRIC_NOTE}**, in %, mean ± std over seeds 0..{result['seeds'] - 1} ({result['std']}).",
+        "",
+        "| Method | " + " | ".join(heads) + " | paper V | paper V+A |",
+        "|---|" + "---|" * (len(heads) + 2),
+    ]
+    for row in rows:
+        ours = [_cell(cells[row][m]["mean"], cells[row][m]["std"], cells[row][m]["n"]) for m in modalities]
+        paper = [f"{PAPER[row][m]:.2f}" for m in paper_mods]
+        lines.append(f"| {ROWS[row][0]} | " + " | ".join(ours + paper) + " |")
+    lines += [
+        "",
+        "Paper columns: Yu et al. 2025, Table 1, macro-F1 % on the real Aff-Wild2 validation set; ours "
+        "are on whatever data the config names, so only the ordering of the rows is comparable.",
+        "",
+        "## Unsmoothed: best_val_macro_f1 (best epoch, config fusion m, n, no smoothing), in %",
+        "",
+        "| Method | " + " | ".join(heads) + " |",
+        "|---|" + "---|" * len(heads),
+    ]
+    for row in rows:
+        ours = [
+            _cell(cells[row][m]["best_mean"], cells[row][m]["best_std"], len(cells[row][m]["runs"]))
+            for m in modalities
+        ]
+        lines.append(f"| {ROWS[row][0]} | " + " | ".join(ours) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _command(args: argparse.Namespace) -> int:
+    root = args.run_dir or default_run_dir("recognizer-ablate")
+    result = ablate(args.config, root, args.seeds, _split(args.rows), _split(args.modalities), args.overrides)
+    print((root / "ablation.md").read_text(encoding="utf-8"))
+    print(f"ablation written to {root} ({sum(len(c) for c in result['cells'].values())} cells)")
+    return 0
+
+
+def add_ablate_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``ablate`` subcommand (kept here so cli.py only registers it)."""
+    parser = sub.add_parser("ablate", help="the paper's Table 1 ablation over seeds")
+    parser.add_argument("--config", type=Path, required=True, help="experiment YAML")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per cell (default 3)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="config override"
+    )
+    parser.add_argument("--run-dir", type=Path, default=None, help="output folder; rerun it to resume")
+    parser.add_argument("--rows", default="base,gcsa,gcsa_cf", help=f"comma list of {','.join(ROWS)}")
+    parser.add_argument("--modalities", default="v,av", help="comma list of v,av,a")
+    parser.set_defaults(func=_command)
