@@ -10,28 +10,13 @@ import pytest
 from expr_common.data.affwild2 import CROPS_DIR, TEST_LIST, crop_index
 from expr_common.data.readers import read_dataset
 from expr_common.labels import SUBMISSION_HEADER
-from expr_common.runs import repo_root
 from recognizer.cli import main
 from recognizer.submission import fill_frames, validate_submission
 
-TINY = str(repo_root() / "configs" / "recognizer" / "tiny.yaml")
-
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny_corpus, tmp_path_factory):
-    cache_root = tmp_path_factory.mktemp("cache") / "tiny"
-    run = tmp_path_factory.mktemp("runs") / "train"
-    argv = [
-        "train",
-        "--config",
-        TINY,
-        "--run-dir",
-        str(run),
-        "--set",
-        f"data_overrides=[cache.root={cache_root}]",
-    ]
-    assert main(argv) == 0
-    return run / "checkpoints" / "best.pt"
+def checkpoint(tiny_recognizer_run):
+    return tiny_recognizer_run / "checkpoints" / "best.pt"
 
 
 @pytest.fixture(scope="module")

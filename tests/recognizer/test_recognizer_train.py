@@ -20,28 +20,13 @@ TINY = str(repo_root() / "configs" / "recognizer" / "tiny.yaml")
 
 
 @pytest.fixture(scope="module")
-def cache_root(tiny_corpus, tmp_path_factory):
-    return tmp_path_factory.mktemp("cache") / "tiny"
+def cache_root(recognizer_cache_root):
+    return recognizer_cache_root
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_corpus, cache_root, tmp_path_factory):
-    run = tmp_path_factory.mktemp("runs") / "train"
-    assert (
-        main(
-            [
-                "train",
-                "--config",
-                TINY,
-                "--run-dir",
-                str(run),
-                "--set",
-                f"data_overrides=[cache.root={cache_root}]",
-            ]
-        )
-        == 0
-    )
-    return run
+def trained(tiny_recognizer_run):
+    return tiny_recognizer_run
 
 
 def test_run_contract(trained):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from expr_common.config import ConfigError, apply_overrides, from_dict, to_dict
 from expr_common.data import check, prepare
+from expr_common.runs import add_override_argument
 from expr_common.synth.presets import PRESET_NAMES, SynthConfig, preset
 
 
@@ -51,14 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument(
         "--reuse", action="store_true", help="keep --out if it holds this very corpus (else rebuild it)"
     )
-    synth.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a preset field, e.g. --set affwild2.train_videos=20",
-    )
+    add_override_argument(synth, "affwild2.train_videos=20")
     synth.set_defaults(func=_synth)
     check.add_parser(sub)
     prepare.add_parser(sub)

@@ -171,17 +171,22 @@ def open_run_dir(
     return run
 
 
-def add_run_arguments(parser: argparse.ArgumentParser, *, config_required: bool = False) -> None:
-    """The options every results-writing command shares."""
-    parser.add_argument("--config", type=Path, required=config_required, help="experiment YAML")
+def add_override_argument(parser: argparse.ArgumentParser, example: str = "train.lr=0.01") -> None:
+    """``--set KEY=VALUE`` (repeatable), collected in ``args.overrides`` for ``load_config``."""
     parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config key, e.g. --set train.lr=0.01 (repeatable)",
+        help=f"override a config key, e.g. --set {example} (repeatable)",
     )
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, *, config_required: bool = False) -> None:
+    """The options every results-writing command shares."""
+    parser.add_argument("--config", type=Path, required=config_required, help="experiment YAML")
+    add_override_argument(parser)
     parser.add_argument(
         "--run-dir", type=Path, default=None, help="output folder (default runs/<command>/<time>)"
     )

@@ -34,7 +34,7 @@ from expr_common.data.frames import RefResult, process_ref
 from expr_common.data.refs import SampleRef
 from expr_common.labels import CLASS_NAMES, UNLABELLED
 from expr_common.logs import get_logger, progress
-from expr_common.runs import dataset_root, resolve_path
+from expr_common.runs import add_override_argument, dataset_root, resolve_path
 
 log = get_logger("data")
 _SHOWN_WARNINGS = 10  # the rest are counted in the summary
@@ -247,14 +247,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", type=Path, default=None, help="cache folder (default: the config's cache.root)"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. --set preprocess.frames=4 (repeatable)",
-    )
+    add_override_argument(parser, "preprocess.frames=4")
     parser.add_argument(
         "--workers", type=int, default=None, help="decoding processes (default: cache.workers)"
     )
