@@ -129,3 +129,18 @@ def _loader(dataset):
     from expr_common.data.dataset import make_loader
 
     return make_loader(dataset, 16, workers=0)
+
+
+def test_per_epoch_training_loaders_do_not_keep_their_workers(cache_root, tmp_path, monkeypatch):
+    # accelerate keeps a reference to every prepared loader: persistent workers of past epochs would pile up
+    import recognizer.trainer as trainer
+
+    made = []
+    original = trainer.make_loader
+    monkeypatch.setattr(trainer, "make_loader", lambda *a, **k: made.append(k) or original(*a, **k))
+    argv = ["train", "--config", TINY, "--run-dir", str(tmp_path / "r"), "--set", "train.epochs=3"]
+    assert (
+        main([*argv, "--set", f"data_overrides=[cache.root={cache_root}]", "--set", "train.workers=1"]) == 0
+    )
+    train_loaders = [k for k in made if k.get("shuffle")]
+    assert len(train_loaders) == 3 and all(k["persistent_workers"] is False for k in train_loaders)

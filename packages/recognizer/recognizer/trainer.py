@@ -253,6 +253,8 @@ def train(
 
 def _train_loader(cfg: RecognizerConfig, data: DataBundle, epoch: int):
     # A fresh, epoch-seeded loader: the order of epoch e is the same whether or not the run was resumed.
+    # Its workers must not persist: accelerate keeps a reference to every prepared loader, so persistent
+    # workers of past epochs would pile up (a 40-epoch demo run was killed for memory at epoch 24).
     balanced = cfg.train.balanced and data.train is data.balanced_view
     return make_loader(
         data.train,
@@ -262,6 +264,7 @@ def _train_loader(cfg: RecognizerConfig, data: DataBundle, epoch: int):
         balanced=balanced,
         seed=cfg.train.seed * 1000 + epoch,
         drop_last=len(data.train) > cfg.train.batch_size,
+        persistent_workers=False,
     )
 
 

@@ -294,6 +294,7 @@ def make_loader(
     drop_last: bool = False,
     pin_memory: bool = False,
     multiprocessing_context: str | None = None,
+    persistent_workers: bool | None = None,
 ) -> DataLoader:
     """A DataLoader over the cache with :func:`collate`, seeded shuffling or class-balanced sampling."""
     sampler = balanced_sampler(dataset, seed=seed) if balanced else None
@@ -306,7 +307,9 @@ def make_loader(
         collate_fn=collate,
         worker_init_fn=worker_init_fn,
         generator=make_generator(seed),
-        persistent_workers=workers > 0,
+        # Persistent by default (one loader, many epochs). A caller that makes a loader per epoch must
+        # pass False, or every epoch's idle workers (and their memory) live as long as the loader object.
+        persistent_workers=workers > 0 if persistent_workers is None else (persistent_workers and workers > 0),
         drop_last=drop_last,
         pin_memory=pin_memory,
         multiprocessing_context=multiprocessing_context if workers > 0 else None,
