@@ -172,3 +172,34 @@ def test_validator_counts_frames_per_video(broken, tmp_path):
     path.write_text("\n".join(many) + "\n")
     problems = validate_submission(path, videos, tmp_path / "crops")
     assert len(problems) == 51 and problems[-1] == "... and 32 more problems"  # 80 extra + 2 missing
+
+
+def test_a_face_lost_before_the_video_ends(checkpoint, affwild2, tmp_path, capsys):
+    # predict writes every frame of the video; the validator accepts that N only when it sees the videos
+    corpus = tmp_path / "affwild2"
+    shutil.copytree(affwild2, corpus)
+    track = (corpus / TEST_LIST).read_text().split()[0]
+    n_frames = max(crop_index(corpus / CROPS_DIR / track))
+    for frame in (n_frames - 1, n_frames):
+        (corpus / CROPS_DIR / track / f"{frame:05d}.jpg").unlink()
+    config = tmp_path / "data.yaml"
+    config.write_text(
+        f"name: lost_face\nsources:\n  - name: affwild2\n    format: affwild2\n    root: {corpus}\n"
+        "    splits: [test]\npreprocess:\n  frames: 4\n  image_size: 48\n  window_seconds: 1.0\n"
+        f"  stride_seconds: 0.5\ncache:\n  root: {tmp_path / 'cache'}\n  workers: 0\n"
+    )
+    out = tmp_path / "sub.csv"
+    assert main(["predict", "--checkpoint", str(checkpoint), "--data", str(config), "--out", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 1 + n_frames  # the video's frames, not the crops
+    args = [
+        "validate-submission",
+        str(out),
+        "--videos",
+        str(corpus / TEST_LIST),
+        "--cropped",
+        str(corpus / CROPS_DIR),
+    ]
+    assert main(args) == 1
+    assert f"has frames 1..{n_frames}" in capsys.readouterr().out
+    assert main([*args, "--video-dir", str(corpus / "videos")]) == 0
+    assert "OK: 1 videos" in capsys.readouterr().out

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from expr_common.data.affwild2 import TEST_LIST, crop_index
+from expr_common.data.affwild2 import TEST_LIST, crop_index, video_stem
 from expr_common.data.readers import VIDEO_SUFFIXES
 from expr_common.labels import CLASS_NAMES, NUM_CLASSES, SUBMISSION_HEADER
+from expr_common.media import probe
 
 MAX_PROBLEMS = 50  # a broken file can have a million bad lines; the first ones say what is wrong
 _LINE = re.compile(r"^(?P<video>[^,/\s]+)/(?P<frame>\d{5})\.jpg,(?P<label>[^,]*)$")
@@ -141,12 +142,31 @@ def write_probabilities(tracks: dict[str, tuple[np.ndarray, np.ndarray]], path: 
     return _write_atomic(Path(path), lines)
 
 
+def video_frame_count(video_dir: Path | None, track: str) -> int | None:
+    """Frames of the video a track comes from (``_left``/``_right`` share one), or None if not found."""
+    if video_dir is None:
+        return None
+    for suffix in VIDEO_SUFFIXES:
+        candidate = video_dir / f"{video_stem(track)}{suffix}"
+        if candidate.is_file():
+            return probe(candidate).frames
+    return None
+
+
 def validate_submission(
-    path: str | Path, videos: str | Path, cropped: str | Path, *, limit: int = MAX_PROBLEMS
+    path: str | Path,
+    videos: str | Path,
+    cropped: str | Path,
+    *,
+    limit: int = MAX_PROBLEMS,
+    video_dir: str | Path | None = None,
 ) -> list[str]:
     """Every problem of a submission file, each as ``file:line: what is wrong (what was expected)``; the
-    first ``limit`` of them plus a count of the rest. An empty list means the file is valid."""
+    first ``limit`` of them plus a count of the rest. An empty list means the file is valid. With
+    ``video_dir``, a video's own frame count is also accepted as N (a face lost before the video ends
+    leaves frames past the last crop, and the challenge wants a line for every frame)."""
     path, videos, cropped = Path(path), Path(videos), Path(cropped)
+    video_dir = None if video_dir is None else Path(video_dir)
     problems: list[str] = []
     listed = read_video_list(videos)
     list_line = {name: number for number, name in enumerate(listed, start=1)}  # one name per line
@@ -205,8 +225,12 @@ def validate_submission(
         # and the highest crop number, because a frame whose face was not detected has no crop but the
         # challenge still asks for a line for it, so a complete submission can run past the crop count.
         allowed = sorted({len(crops), max(crops, default=0)})
-        rule = " or ".join(str(n) for n in allowed)
         why = f"{len(crops)} crops in {cropped / video}, highest number {max(crops, default=0)}"
+        frames = video_frame_count(video_dir, video)
+        if frames:
+            allowed = sorted({*allowed, frames})
+            why += f", {frames} frames in its video"
+        rule = " or ".join(str(n) for n in allowed)
         if video not in last:
             problems.append(
                 f"{path}:{end}: no lines for video {video} (listed at {videos}:{list_line[video]}); "
@@ -248,7 +272,7 @@ def _predict_command(args) -> int:
 
 
 def _validate_command(args) -> int:
-    problems = validate_submission(args.file, args.videos, args.cropped)
+    problems = validate_submission(args.file, args.videos, args.cropped, video_dir=args.video_dir)
     if problems:
         print("\n".join(problems))
         print(f"INVALID: {args.file}")
@@ -274,4 +298,10 @@ def add_parsers(sub) -> None:
     validate.add_argument("file", type=Path)
     validate.add_argument("--videos", type=Path, required=True, help=f"test list ({TEST_LIST})")
     validate.add_argument("--cropped", type=Path, required=True, help="cropped_aligned/ folder")
+    validate.add_argument(
+        "--video-dir",
+        type=Path,
+        default=None,
+        help="folder of the videos (e.g. videos/): also accept each video's own frame count as N",
+    )
     validate.set_defaults(func=_validate_command)
