@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
 import tempfile
-import warnings
 import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,30 +29,31 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from pytorch_fid.fid_score import calculate_frechet_distance
 
-from expr_common.data import dataset as cache_format
-from expr_common.data import manifest
 from expr_common.data.readers import DatasetFormatError
-from expr_common.labels import CLASS_NAMES, UNLABELLED
+from expr_common.labels import CLASS_NAMES
 from expr_common.logs import get_logger, progress
-from expr_common.media import MediaError, probe, read_video
+from expr_common.media import MediaError
 from expr_common.runs import repo_root
+from gan_aug.fid_metrics import (  # noqa: F401 (re-exported: the FID API lives under gan_aug.fid)
+    KID_SUBSET_SIZE,
+    KID_SUBSETS,
+    FidError,
+    fid_from_features,
+    kid_from_features,
+    pytorch_fid_distance,
+    statistics,
+)
+from gan_aug.fid_sources import ImageItem, Source, _Loader, listing_hash, open_source, subsample  # noqa: F401
 from gan_aug.fid_weights import FidWeightsError, default_weights_path, load_inception
 
 MIN_FID_N = 2048  # below the feature dimension the covariance is singular and FID's bias is large
 RESIZE = 299  # pytorch-fid's bilinear resize (align_corners=False, no antialias)
 FEATURE_DIM = 2048
-KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000  # as clean-fid / torch-fidelity
 _FOLDER_SUFFIXES = (".png", ".jpg", ".jpeg")
 _CACHE_VERSION = 1  # bump when the way features are computed changes
 
 log = get_logger("gan_aug.fid")
-
-
-class FidError(ValueError):
-    """FID cannot be computed as asked (too few samples, no labels, empty source); the message says why."""
 
 
 USER_ERRORS = (FidError, FidWeightsError, DatasetFormatError, MediaError)  # `gan-aug fid`: one-line errors
@@ -65,139 +64,6 @@ def small_n_warning(n: int) -> str:
         f"N={n} < {MIN_FID_N}: FID is biased upwards at small N and the bias depends on N; compare FIDs "
         f"only at equal N, and prefer KID (unbiased) for small sets."
     )
-
-
-# ---- sources --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ImageItem:
-    """One image: a file (``index`` None), frame ``index[0]`` of a video, or crop ``index`` (sample, frame)
-    of a cache shard."""
-
-    path: Path
-    label: int = UNLABELLED
-    index: tuple[int, ...] | None = None
-
-
-@dataclass
-class Source:
-    name: str
-    kind: str  # "manifest", "cache" or "folder"
-    items: list[ImageItem]
-
-    @property
-    def labelled(self) -> bool:
-        return any(item.label != UNLABELLED for item in self.items)
-
-
-def open_source(src: str | Path, split: str | None = None, domain: str | None = None) -> Source:
-    """List the images of ``src``; ``split``/``domain`` filter manifests and caches (folders have neither)."""
-    path = Path(src)
-    if not path.exists():
-        raise FidError(
-            f"{path} does not exist (expected a manifest CSV, a prepared cache or an image folder)"
-        )
-    if path.is_file() or (path / manifest.MANIFEST).is_file():
-        kind, items = "manifest", _manifest_items(path, split, domain)
-    elif cache_format.read_index(path) is not None:
-        kind, items = "cache", _cache_items(path, split, domain)
-    else:
-        if split is not None or domain is not None:
-            raise FidError(f"{path} is an image folder: it has no split or domain to filter on")
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in _FOLDER_SUFFIXES and p.is_file())
-        kind, items = "folder", [ImageItem(p) for p in files]
-    if not items:
-        raise FidError(
-            f"{path} ({kind}) holds no images" + (" for the chosen split/domain" if split or domain else "")
-        )
-    return Source(str(path), kind, items)
-
-
-def _manifest_items(path: Path, split: str | None, domain: str | None) -> list[ImageItem]:
-    refs = manifest.read(path, (split,) if split else None).refs
-    items: list[ImageItem] = []
-    for ref in refs:
-        if domain is not None and ref.domain != domain:
-            continue
-        if ref.frame_paths is not None:
-            for i, frame in enumerate(ref.frame_paths):
-                if frame is not None:
-                    items.append(ImageItem(frame, ref.frame_labels[i] if ref.frame_labels else ref.label))
-        elif ref.video is not None:
-            count = probe(ref.video).frames or len(read_video(ref.video))  # decode when the header is silent
-            items += [ImageItem(ref.video, ref.label, (i,)) for i in range(count)]
-    return items
-
-
-def _cache_items(path: Path, split: str | None, domain: str | None) -> list[ImageItem]:
-    index = cache_format.read_index(path)
-    assert index is not None
-    items: list[ImageItem] = []
-    shards: dict[int, torch.Tensor] = {}
-    for entry in index["samples"]:
-        if (
-            not entry["has_video"]
-            or (split and entry["split"] != split)
-            or (domain and entry["domain"] != domain)
-        ):
-            continue
-        number = entry["shard"]
-        if number not in shards:  # mmap: only the label rows are read
-            shard = torch.load(path / index["shards"][number]["file"], mmap=True, weights_only=True)
-            shards[number] = shard["frame_labels"]
-        shard_file = path / index["shards"][number]["file"]
-        for k, label in enumerate(shards[number][entry["offset"]].tolist()):
-            items.append(ImageItem(shard_file, int(label), (entry["offset"], k)))
-    return items
-
-
-class _Loader:
-    """Decodes items to uint8 ``[H, W, 3]``; keeps the last video / shard open, since items come in order."""
-
-    def __init__(self) -> None:
-        self._open: tuple[Path, Any] | None = None
-
-    def _get(self, path: Path, opener: Any) -> Any:
-        if self._open is None or self._open[0] != path:
-            self._open = (path, opener(path))
-        return self._open[1]
-
-    def load(self, items: Sequence[ImageItem]) -> list[np.ndarray]:
-        out = []
-        for item in items:
-            if item.index is None:  # the same decoding as pytorch-fid: PIL, converted to RGB
-                with Image.open(item.path) as image:
-                    out.append(np.asarray(image.convert("RGB")))
-            elif item.path.suffix == ".pt":
-                shard = self._get(item.path, lambda p: torch.load(p, mmap=True, weights_only=True))
-                out.append(shard["video"][item.index].permute(1, 2, 0).numpy())
-            else:
-                frames = self._get(item.path, read_video)
-                if item.index[0] >= len(frames):
-                    raise MediaError(f"{item.path}: frame {item.index[0]} listed, {len(frames)} decoded")
-                out.append(frames[item.index[0]])
-        return out
-
-
-def subsample(items: Sequence[ImageItem], n: int, seed: int = 0) -> list[ImageItem]:
-    """``n`` items drawn without replacement (deterministic for ``seed``), kept in listing order."""
-    if n >= len(items):
-        return list(items)
-    keep = np.sort(np.random.default_rng(seed).choice(len(items), size=n, replace=False))
-    return [items[i] for i in keep]
-
-
-def listing_hash(items: Sequence[ImageItem]) -> str:
-    """Hash of paths, frame indices, labels, mtimes and sizes: changes whenever the data may have."""
-    digest = hashlib.sha256()
-    stats: dict[Path, str] = {}
-    for item in items:
-        if item.path not in stats:
-            st = item.path.stat()
-            stats[item.path] = f"{st.st_mtime_ns}:{st.st_size}"
-        digest.update(f"{item.path.resolve()}|{item.index}|{item.label}|{stats[item.path]}\n".encode())
-    return digest.hexdigest()
 
 
 # ---- features -------------------------------------------------------------------------------------------
@@ -331,79 +197,6 @@ def source_features(
         np.savez(handle, features=feats.features, labels=feats.labels, settings=json.dumps(settings))
     os.replace(tmp, path)
     return feats, False
-
-
-# ---- metrics --------------------------------------------------------------------------------------------
-
-
-def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and covariance in float64, as pytorch-fid computes them."""
-    act = np.asarray(features, dtype=np.float64)
-    return act.mean(axis=0), np.cov(act, rowvar=False)
-
-
-def pytorch_fid_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """FID by pytorch-fid's own ``calculate_frechet_distance`` (scipy ``sqrtm`` of a 2048² product: 20-40 s
-    on two CPU cores, and inexact when the product is singular, as it is whenever N <= 2048)."""
-    with warnings.catch_warnings():  # its deprecated `disp` argument and singular-matrix notices
-        warnings.simplefilter("ignore")
-        return float(calculate_frechet_distance(*statistics(a), *statistics(b)))
-
-
-def fid_from_features(a: np.ndarray, b: np.ndarray, method: str = "eigen") -> float:
-    """FID ``|mu1 - mu2|² + tr S1 + tr S2 - 2 tr sqrt(S1 S2)`` between two feature sets ``[N, d]``.
-
-    ``"eigen"`` computes pytorch-fid's formula exactly, without a matrix square root: the eigenvalues of
-    S1 S2 are those of the symmetric S1^½ S2 S1^½, and when N <= d its non-zero ones are the squared
-    singular values of ``X1c X2cᵀ / sqrt((n1-1)(n2-1))`` (centred features), an N x N problem. Seconds
-    instead of half a minute; ``"pytorch-fid"`` calls pytorch-fid's function (tests check they agree)."""
-    if len(a) < 2 or len(b) < 2:
-        raise FidError(f"FID needs at least 2 samples per side, got {len(a)} and {len(b)}")
-    if method == "pytorch-fid":
-        return pytorch_fid_distance(a, b)
-    if method != "eigen":
-        raise FidError(f"unknown Fréchet method {method!r}: 'eigen' or 'pytorch-fid'")
-    # torch.linalg (MKL/cuSOLVER) rather than numpy's LAPACK: its SVD of 2048² is ~10x faster on CPU.
-    x1, x2 = (
-        torch.as_tensor(np.asarray(a), dtype=torch.float64),
-        torch.as_tensor(np.asarray(b), dtype=torch.float64),
-    )
-    mu1, mu2 = x1.mean(dim=0), x2.mean(dim=0)
-    x1, x2 = x1 - mu1, x2 - mu2
-    n1, n2 = len(x1), len(x2)
-    trace1, trace2 = x1.square().sum() / (n1 - 1), x2.square().sum() / (n2 - 1)
-    if max(n1, n2) <= x1.shape[1]:
-        tr_sqrt = torch.linalg.svdvals(x1 @ x2.T).sum() / math.sqrt((n1 - 1) * (n2 - 1))
-    else:
-        s1, s2 = x1.T @ x1 / (n1 - 1), x2.T @ x2 / (n2 - 1)
-        w, v = torch.linalg.eigh(s1)
-        root = (v * w.clamp(min=0).sqrt()) @ v.T
-        tr_sqrt = torch.linalg.eigvalsh(root @ s2 @ root).clamp(min=0).sqrt().sum()
-    diff = mu1 - mu2
-    return float(diff @ diff + trace1 + trace2 - 2 * tr_sqrt)
-
-
-def kid_from_features(
-    a: np.ndarray,
-    b: np.ndarray,
-    subsets: int = KID_SUBSETS,
-    subset_size: int = KID_SUBSET_SIZE,
-    seed: int = 0,
-) -> dict[str, float | int]:
-    """Unbiased MMD² with the cubic polynomial kernel ``(x·y/d + 1)³`` (Bińkowski et al. 2018), averaged over
-    ``subsets`` random subsets of ``min(subset_size, N)`` per side; mean and std over subsets."""
-    m = min(subset_size, len(a), len(b))
-    if m < 2:
-        raise FidError(f"KID needs at least 2 samples per side, got {len(a)} and {len(b)}")
-    rng, d = np.random.default_rng(seed), a.shape[1]
-    values = np.empty(subsets)
-    for s in range(subsets):
-        x = np.asarray(a[rng.choice(len(a), m, replace=False)], dtype=np.float64)
-        y = np.asarray(b[rng.choice(len(b), m, replace=False)], dtype=np.float64)
-        kxx, kyy, kxy = ((x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3)
-        within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))  # i != j only
-        values[s] = within - 2 * kxy.mean()
-    return {"mean": float(values.mean()), "std": float(values.std()), "subset_size": m, "subsets": subsets}
 
 
 def per_class_fid(real: Features, fake: Features, seed: int = 0, method: str = "eigen") -> dict[str, Any]:

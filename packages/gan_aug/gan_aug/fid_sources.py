@@ -1,0 +1,152 @@
+"""Image sources for FID: a manifest, a prepared cache, or an image folder, listed as items that are
+decoded the way pytorch-fid decodes files (PIL, RGB), then subsampled and hashed for the feature cache."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from expr_common.data import dataset as cache_format
+from expr_common.data import manifest
+from expr_common.labels import UNLABELLED
+from expr_common.media import MediaError, probe, read_video
+from gan_aug.fid_metrics import FidError
+
+_FOLDER_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """One image: a file (``index`` None), frame ``index[0]`` of a video, or crop ``index`` (sample, frame)
+    of a cache shard."""
+
+    path: Path
+    label: int = UNLABELLED
+    index: tuple[int, ...] | None = None
+
+
+@dataclass
+class Source:
+    name: str
+    kind: str  # "manifest", "cache" or "folder"
+    items: list[ImageItem]
+
+    @property
+    def labelled(self) -> bool:
+        return any(item.label != UNLABELLED for item in self.items)
+
+
+def open_source(src: str | Path, split: str | None = None, domain: str | None = None) -> Source:
+    """List the images of ``src``; ``split``/``domain`` filter manifests and caches (folders have neither)."""
+    path = Path(src)
+    if not path.exists():
+        raise FidError(
+            f"{path} does not exist (expected a manifest CSV, a prepared cache or an image folder)"
+        )
+    if path.is_file() or (path / manifest.MANIFEST).is_file():
+        kind, items = "manifest", _manifest_items(path, split, domain)
+    elif cache_format.read_index(path) is not None:
+        kind, items = "cache", _cache_items(path, split, domain)
+    else:
+        if split is not None or domain is not None:
+            raise FidError(f"{path} is an image folder: it has no split or domain to filter on")
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in _FOLDER_SUFFIXES and p.is_file())
+        kind, items = "folder", [ImageItem(p) for p in files]
+    if not items:
+        raise FidError(
+            f"{path} ({kind}) holds no images" + (" for the chosen split/domain" if split or domain else "")
+        )
+    return Source(str(path), kind, items)
+
+
+def _manifest_items(path: Path, split: str | None, domain: str | None) -> list[ImageItem]:
+    refs = manifest.read(path, (split,) if split else None).refs
+    items: list[ImageItem] = []
+    for ref in refs:
+        if domain is not None and ref.domain != domain:
+            continue
+        if ref.frame_paths is not None:
+            for i, frame in enumerate(ref.frame_paths):
+                if frame is not None:
+                    items.append(ImageItem(frame, ref.frame_labels[i] if ref.frame_labels else ref.label))
+        elif ref.video is not None:
+            count = probe(ref.video).frames or len(read_video(ref.video))  # decode when the header is silent
+            items += [ImageItem(ref.video, ref.label, (i,)) for i in range(count)]
+    return items
+
+
+def _cache_items(path: Path, split: str | None, domain: str | None) -> list[ImageItem]:
+    index = cache_format.read_index(path)
+    assert index is not None
+    items: list[ImageItem] = []
+    shards: dict[int, torch.Tensor] = {}
+    for entry in index["samples"]:
+        if (
+            not entry["has_video"]
+            or (split and entry["split"] != split)
+            or (domain and entry["domain"] != domain)
+        ):
+            continue
+        number = entry["shard"]
+        if number not in shards:  # mmap: only the label rows are read
+            shard = torch.load(path / index["shards"][number]["file"], mmap=True, weights_only=True)
+            shards[number] = shard["frame_labels"]
+        shard_file = path / index["shards"][number]["file"]
+        for k, label in enumerate(shards[number][entry["offset"]].tolist()):
+            items.append(ImageItem(shard_file, int(label), (entry["offset"], k)))
+    return items
+
+
+class _Loader:
+    """Decodes items to uint8 ``[H, W, 3]``; keeps the last video / shard open, since items come in order."""
+
+    def __init__(self) -> None:
+        self._open: tuple[Path, Any] | None = None
+
+    def _get(self, path: Path, opener: Any) -> Any:
+        if self._open is None or self._open[0] != path:
+            self._open = (path, opener(path))
+        return self._open[1]
+
+    def load(self, items: Sequence[ImageItem]) -> list[np.ndarray]:
+        out = []
+        for item in items:
+            if item.index is None:  # the same decoding as pytorch-fid: PIL, converted to RGB
+                with Image.open(item.path) as image:
+                    out.append(np.asarray(image.convert("RGB")))
+            elif item.path.suffix == ".pt":
+                shard = self._get(item.path, lambda p: torch.load(p, mmap=True, weights_only=True))
+                out.append(shard["video"][item.index].permute(1, 2, 0).numpy())
+            else:
+                frames = self._get(item.path, read_video)
+                if item.index[0] >= len(frames):
+                    raise MediaError(f"{item.path}: frame {item.index[0]} listed, {len(frames)} decoded")
+                out.append(frames[item.index[0]])
+        return out
+
+
+def subsample(items: Sequence[ImageItem], n: int, seed: int = 0) -> list[ImageItem]:
+    """``n`` items drawn without replacement (deterministic for ``seed``), kept in listing order."""
+    if n >= len(items):
+        return list(items)
+    keep = np.sort(np.random.default_rng(seed).choice(len(items), size=n, replace=False))
+    return [items[i] for i in keep]
+
+
+def listing_hash(items: Sequence[ImageItem]) -> str:
+    """Hash of paths, frame indices, labels, mtimes and sizes: changes whenever the data may have."""
+    digest = hashlib.sha256()
+    stats: dict[Path, str] = {}
+    for item in items:
+        if item.path not in stats:
+            st = item.path.stat()
+            stats[item.path] = f"{st.st_mtime_ns}:{st.st_size}"
+        digest.update(f"{item.path.resolve()}|{item.index}|{item.label}|{stats[item.path]}\n".encode())
+    return digest.hexdigest()
