@@ -29,8 +29,8 @@ def _args(run, cache_root) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def cache_root(tiny_corpus, tmp_path_factory):
-    return tmp_path_factory.mktemp("cache") / "tiny"
+def cache_root(recognizer_cache_root):
+    return recognizer_cache_root
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,17 @@ def validate(path, affwild2, capsys) -> tuple[int, str]:
     return code, capsys.readouterr().out
 
 
+def copy_data_config(corpus, tmp_path):
+    """A data config over the test split of a (modified) copy of the tiny Aff-Wild2 corpus."""
+    config = tmp_path / "data.yaml"
+    config.write_text(
+        f"name: test_copy\nsources:\n  - name: affwild2\n    format: affwild2\n    root: {corpus}\n"
+        "    splits: [test]\npreprocess:\n  frames: 4\n  image_size: 48\n  window_seconds: 1.0\n"
+        f"  stride_seconds: 0.5\ncache:\n  root: {tmp_path / 'cache'}\n  workers: 0\n"
+    )
+    return config
+
+
 def test_predict_writes_every_frame_of_every_test_track(predicted, affwild2, capsys):
     lines = (predicted / "sub.csv").read_text().splitlines()
     assert lines[0] == SUBMISSION_HEADER
@@ -76,12 +87,7 @@ def test_frames_without_a_crop_still_get_a_line(checkpoint, affwild2, tmp_path, 
     n_frames = max(crop_index(corpus / CROPS_DIR / track))
     for frame in (1, 20):  # the first frame and one in the middle lose their face
         (corpus / CROPS_DIR / track / f"{frame:05d}.jpg").unlink()
-    config = tmp_path / "data.yaml"
-    config.write_text(
-        f"name: missing_crop\nsources:\n  - name: affwild2\n    format: affwild2\n    root: {corpus}\n"
-        "    splits: [test]\npreprocess:\n  frames: 4\n  image_size: 48\n  window_seconds: 1.0\n"
-        f"  stride_seconds: 0.5\ncache:\n  root: {tmp_path / 'cache'}\n  workers: 0\n"
-    )
+    config = copy_data_config(corpus, tmp_path)
     out = tmp_path / "sub.csv"
     argv = ["predict", "--checkpoint", str(checkpoint), "--data", str(config), "--out", str(out)]
     assert main([*argv, "--probs", str(tmp_path / "probs.csv")]) == 0
@@ -182,12 +188,7 @@ def test_a_face_lost_before_the_video_ends(checkpoint, affwild2, tmp_path, capsy
     n_frames = max(crop_index(corpus / CROPS_DIR / track))
     for frame in (n_frames - 1, n_frames):
         (corpus / CROPS_DIR / track / f"{frame:05d}.jpg").unlink()
-    config = tmp_path / "data.yaml"
-    config.write_text(
-        f"name: lost_face\nsources:\n  - name: affwild2\n    format: affwild2\n    root: {corpus}\n"
-        "    splits: [test]\npreprocess:\n  frames: 4\n  image_size: 48\n  window_seconds: 1.0\n"
-        f"  stride_seconds: 0.5\ncache:\n  root: {tmp_path / 'cache'}\n  workers: 0\n"
-    )
+    config = copy_data_config(corpus, tmp_path)
     out = tmp_path / "sub.csv"
     assert main(["predict", "--checkpoint", str(checkpoint), "--data", str(config), "--out", str(out)]) == 0
     assert len(out.read_text().splitlines()) == 1 + n_frames  # the video's frames, not the crops

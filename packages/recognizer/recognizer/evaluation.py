@@ -108,13 +108,13 @@ def frames_from_windows(dataset: CachedClips, preds: WindowPredictions) -> Frame
     keys = [k for k in ("prob", "prob_a", "prob_v") if getattr(preds, k) is not None]
     refs: dict[str, dict[str, Any]] = {}
     for row, position in enumerate(preds.index):
-        item = dataset[int(position)]
-        start, stop = (int(x) for x in item["span"])
+        entry = dataset.entries[int(position)]  # the index says where; only the span labels are read
+        start, stop = (int(x) for x in entry["span"])
         if stop <= start:  # audio-only sample: no frames to score
             continue
-        acc = refs.setdefault(item["ref_id"], {"n": 0, "windows": []})
+        acc = refs.setdefault(entry["ref_id"], {"n": 0, "windows": []})
         acc["n"] = max(acc["n"], stop)
-        acc["windows"].append((row, start, stop, item["span_labels"].numpy()))
+        acc["windows"].append((row, start, stop, dataset.span_labels(int(position)).numpy()))
     columns: dict[str, list] = {k: [] for k in ("ref_id", "frame", "label", "has_audio", "has_video", *keys)}
     for ref_id in sorted(refs):
         acc = refs[ref_id]

@@ -242,6 +242,12 @@ class CachedClips(Dataset):
         batch["ref_id"] = [self.entries[i]["ref_id"] for i in indices]
         return batch
 
+    def span_labels(self, i: int) -> torch.Tensor:
+        """The labels of every frame of sample ``i``'s span (per-frame scoring), without its pixels."""
+        entry = self.entries[i]
+        start, stop = entry["span"]
+        return self._shard(entry["shard"])["span_labels"][entry["offset"], : stop - start].long()
+
     def class_counts(self) -> torch.Tensor:
         """Samples per ABAW class (unlabelled ones not counted)."""
         return torch.bincount(self.labels[self.labels >= 0], minlength=NUM_CLASSES)
