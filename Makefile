@@ -17,10 +17,10 @@ $(STAMP): uv.lock pyproject.toml packages/common/pyproject.toml packages/gan_aug
 	$(UV) sync --all-packages --locked
 	@touch $(STAMP)
 
+# The whole chain (recognizer/chain.py): corpus, prepare, GAN, samples, FID, fidelity, recognizer arms,
+# ablation, runs/demo/report.md. Rerunning continues where an interrupted run stopped.
 demo: $(STAMP)
-	$(VENV)/bin/expr-data synth --out data/synthetic_demo --preset demo --seed 0 --reuse
-	$(VENV)/bin/expr-data check data/synthetic_demo/affwild2 --format affwild2
-	$(VENV)/bin/expr-data prepare --config configs/data/synthetic_demo.yaml
+	$(VENV)/bin/recognizer chain --config configs/chain/demo.yaml --run-dir runs/demo
 
 test: $(STAMP)
 	$(RUN) -m pytest $(PYTEST_ARGS)

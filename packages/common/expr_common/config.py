@@ -7,7 +7,10 @@ The resolved config (defaults + file + overrides) is written beside every run an
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
+import reprlib
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -32,9 +35,22 @@ def load_config(path: str | Path | None, schema: type[T], overrides: Sequence[st
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+        try:
+            text = raw.decode("utf-8")  # YAML's own encoding; a leading BOM is allowed and skipped
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise ConfigError(
+                f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+            ) from None
+        try:
+            loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        except RecursionError:  # PyYAML composes nested collections recursively
+            raise ConfigError(f"{path}: not valid YAML: collections nested too deeply") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, Mapping):
@@ -42,13 +58,22 @@ def load_config(path: str | Path | None, schema: type[T], overrides: Sequence[st
         data = dict(loaded)
     data = apply_overrides(data, overrides)
     where = source if not overrides else f"{source} (with --set {' '.join(overrides)})"
-    return from_dict(data, schema, where)
+    try:
+        return from_dict(data, schema, where)
+    except RecursionError:  # a section that contains itself through a YAML alias (`&a {x: *a}`)
+        raise ConfigError(
+            f"{where}: sections nested too deeply (or through a YAML alias, in themselves)"
+        ) from None
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """A copy of ``data`` with each ``a.b.c=value`` set; values are parsed as YAML scalars (``3``, ``1e-3``,
-    ``true``, ``[1, 2]``) and checked against the schema later, with everything else."""
-    result = _deep_copy(data)
+    ``true``, ``[1, 2]``) and checked against the schema later, with everything else.
+
+    Only the sections on an override's path are copied (copy on write), never the whole tree: YAML aliases
+    can make a small file name one section 2**40 times (``b: {x: *a, y: *a}``, 40 deep) or make a section
+    contain itself, and ``data`` (with every other alias of a changed section) stays as it was."""
+    result = dict(data)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key.sub=value")
@@ -63,10 +88,9 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
         node = result
         for part in parts[:-1]:
             child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            elif not isinstance(child, dict):
+            if child is not None and not isinstance(child, dict):
                 raise ConfigError(f"override {item!r}: {part!r} is a value, not a section")
+            node[part] = child = {} if child is None else dict(child)
             node = child
         node[parts[-1]] = value
     return result
@@ -99,10 +123,6 @@ def dump_config(config: Any) -> str:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
-
-
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -113,6 +133,16 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlevel = 3
+
+
+def _show(value: Any) -> str:
+    """A value for an error message, shortened: a YAML alias can make a huge (or self-containing) one."""
+    return _REPR.repr(value)
 
 
 def _where(key: str, source: str) -> str:
@@ -142,20 +172,20 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
                 return _convert(value, option, key, source)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(f"{_where(key, source)}: {value!r} fits none of {_type_name(tp)}")
+        raise ConfigError(f"{_where(key, source)}: {_show(value)} fits none of {_type_name(tp)}")
     if origin is typing.Literal:
         if value in args:
             return value
         choices = ", ".join(repr(a) for a in args)
-        raise ConfigError(f"{_where(key, source)}: {value!r} is not one of {choices}")
+        raise ConfigError(f"{_where(key, source)}: {_show(value)} is not one of {choices}")
     if origin in (list, Sequence) or tp is list:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{_where(key, source)}: expected a list, got {value!r}")
+            raise ConfigError(f"{_where(key, source)}: expected a list, got {_show(value)}")
         item = args[0] if args else Any
         return [_convert(v, item, f"{key}[{i}]", source) for i, v in enumerate(value)]
     if origin is tuple or tp is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{_where(key, source)}: expected a list, got {value!r}")
+            raise ConfigError(f"{_where(key, source)}: expected a list, got {_show(value)}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(v, args[0], f"{key}[{i}]", source) for i, v in enumerate(value))
         if args and len(args) != len(value):
@@ -165,7 +195,7 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
         return tuple(_convert(v, a, f"{key}[{i}]", source) for i, (v, a) in enumerate(zip(value, args)))
     if origin in (dict, Mapping) or tp is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{_where(key, source)}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{_where(key, source)}: expected a mapping, got {_show(value)}")
         kt, vt = args if args else (Any, Any)
         return {
             _convert(k, kt, f"{key}.{k}", source): _convert(v, vt, f"{key}.{k}", source)
@@ -174,35 +204,34 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{_where(key, source)}: expected true or false, got {value!r}")
+        raise ConfigError(f"{_where(key, source)}: expected true or false, got {_show(value)}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{_where(key, source)}: expected an integer, got {value!r}")
+        raise ConfigError(f"{_where(key, source)}: expected an integer, got {_show(value)}")
     if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+        number = None
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
             # YAML 1.1 reads "1e-3" (no dot) as a string; accept what Python reads as a number.
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{_where(key, source)}: expected a number, got {value!r}")
+            with contextlib.suppress(ValueError, OverflowError):  # OverflowError: an int past float range
+                number = float(value)
+        if number is not None and math.isfinite(number):  # nan/inf: no setting means them, all break later
+            return number
+        raise ConfigError(f"{_where(key, source)}: expected a finite number, got {_show(value)}")
     if tp is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{_where(key, source)}: expected a string, got {value!r} (quote it in YAML)")
+        raise ConfigError(f"{_where(key, source)}: expected a string, got {_show(value)} (quote it in YAML)")
     if tp is Path:
         if isinstance(value, (str, Path)):
             return Path(value)
-        raise ConfigError(f"{_where(key, source)}: expected a path, got {value!r}")
+        raise ConfigError(f"{_where(key, source)}: expected a path, got {_show(value)}")
     raise TypeError(f"config schema uses an unsupported type {_type_name(tp)} at {_where(key, source)}")
 
 
 def _convert_dataclass(value: Any, tp: type, key: str, source: str) -> Any:
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{_where(key, source)}: expected a section (mapping), got {value!r}")
+        raise ConfigError(f"{_where(key, source)}: expected a section (mapping), got {_show(value)}")
     hints = typing.get_type_hints(tp)
     fields = {f.name: f for f in dataclasses.fields(tp) if f.init}
     unknown = [k for k in value if k not in fields]

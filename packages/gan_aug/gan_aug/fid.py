@@ -9,7 +9,9 @@ settings, so a GAN run compares against the same real set without extracting it 
 
 Sources: a manifest CSV (or a folder holding ``manifest.csv``), a prepared cache (``expr-data prepare``
 output) or a folder of images (recursive; no labels). :class:`FeatureExtractor`, :func:`fid_from_features`
-and :func:`kid_from_features` are the API a trainer calls every N steps.
+and :func:`kid_from_features` are the API a trainer calls every N steps. ``--floor`` adds the same report
+between two disjoint halves of the real data (:mod:`gan_aug.fid_floor`): the level a synthetic set's FID
+is to be read against.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from gan_aug.fid_metrics import (  # noqa: F401 (re-exported: the FID API lives 
 from gan_aug.fid_sources import ImageItem, Source, _Loader, listing_hash, open_source, subsample  # noqa: F401
 from gan_aug.fid_weights import FidWeightsError, default_weights_path, load_inception
 
+FLOOR_UNITS = ("auto", "subject", "video", "image")  # see gan_aug.fid_floor
 MIN_FID_N = 2048  # below the feature dimension the covariance is singular and FID's bias is large
 RESIZE = 299  # pytorch-fid's bilinear resize (align_corners=False, no antialias)
 FEATURE_DIM = 2048
@@ -225,6 +228,15 @@ def per_class_fid(real: Features, fake: Features, seed: int = 0, method: str = "
 
 
 def compute_report(
+    real_src: str | Path | Source, fake_src: str | Path | Source, **options: Any
+) -> dict[str, Any]:
+    """FID (and per-class FID, KID) of ``fake_src`` against ``real_src`` at equal N =
+    ``min(n, |real|, |fake|)``; real features cached under ``cache_dir`` (None: no cache). The options are
+    those of :func:`report_with_features`."""
+    return report_with_features(real_src, fake_src, **options)[0]
+
+
+def report_with_features(
     real_src: str | Path | Source,
     fake_src: str | Path | Source,
     *,
@@ -241,9 +253,12 @@ def compute_report(
     kid_subsets: int = KID_SUBSETS,
     kid_subset_size: int = KID_SUBSET_SIZE,
     frechet: str = "eigen",
-) -> dict[str, Any]:
-    """FID (and per-class FID, KID) of ``fake_src`` against ``real_src`` at equal N =
-    ``min(n, |real|, |fake|)``; real features cached under ``cache_dir`` (None: no cache)."""
+    cache_fake: bool = False,
+    descs: tuple[str, str] = ("real features", "fake features"),
+) -> tuple[dict[str, Any], Features, Features]:
+    """The report of :func:`compute_report`, and the (subsampled, equal-N) real and fake features it was
+    computed from. ``cache_fake`` caches the fake side's features as well (for the real-vs-real floor, whose
+    two sides are both real data); ``descs`` label the two progress bars."""
     real = real_src if isinstance(real_src, Source) else open_source(real_src)
     fake = fake_src if isinstance(fake_src, Source) else open_source(fake_src)
     if per_class:
@@ -270,8 +285,8 @@ def compute_report(
         if small:
             notes.append(f"per-class N < {MIN_FID_N} ({small}): " + small_n_warning(min(small.values())))
     extractor = extractor or FeatureExtractor(weights, device, batch_size)
-    real_feats, hit = source_features(real_items, extractor, cache_dir, "real features")
-    fake_feats, _ = source_features(fake_items, extractor, None, "fake features")
+    real_feats, hit = source_features(real_items, extractor, cache_dir, descs[0])
+    fake_feats, _ = source_features(fake_items, extractor, cache_dir if cache_fake else None, descs[1])
     report: dict[str, Any] = {
         "n": size,
         "fid": fid_from_features(real_feats.features, fake_feats.features, frechet),
@@ -288,7 +303,7 @@ def compute_report(
     if per_class:
         report["per_class"] = per_class_fid(real_feats, fake_feats, seed, frechet)
     report["warnings"] = notes
-    return report
+    return report, real_feats, fake_feats
 
 
 def _small_classes(real: Sequence[ImageItem], fake: Sequence[ImageItem]) -> dict[str, int]:
@@ -306,7 +321,18 @@ def _small_classes(real: Sequence[ImageItem], fake: Sequence[ImageItem]) -> dict
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--real", required=True, help="manifest CSV (or its folder), prepared cache, or image folder")
-    add("--fake", required=True, help="same kinds as --real (gan-aug generate writes a manifest)")
+    add("--fake", default=None, help="same kinds as --real (gan-aug generate writes a manifest)")
+    add(
+        "--floor",
+        action="store_true",
+        help="add the real-vs-real floor: the same report between two disjoint halves of --real",
+    )
+    add(
+        "--floor-by",
+        choices=FLOOR_UNITS,
+        default="auto",
+        help="what stays whole on one side of the floor split (auto: subject, else video, else image)",
+    )
     add("--real-split", default=None, help="only this split of a --real manifest/cache")
     add("--real-domain", default=None, help="only this domain of a --real manifest/cache (e.g. affwild2)")
     add("--per-class", action="store_true", help="intra-FID: each class against its real images")
@@ -334,14 +360,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.fake is None and not args.floor:
+        raise FidError("give --fake (the images to score), --floor (the real-vs-real floor), or both")
     real = open_source(args.real, args.real_split, args.real_domain)
     cache_dir = None if args.no_cache else (args.cache_dir or repo_root() / "runs" / "fid_cache")
     options = {"n": args.n, "per_class": args.per_class, "kid": args.kid, "allow_small_n": args.allow_small_n}
-    options |= {"weights": args.weights, "device": args.device, "batch_size": args.batch_size}
     options |= {"cache_dir": cache_dir, "seed": args.seed, "frechet": args.frechet}
-    report = compute_report(real, args.fake, **options)
-    for warning in report["warnings"]:
-        log.warning(warning)
+    options["extractor"] = FeatureExtractor(args.weights, args.device, args.batch_size)  # loaded once
+    report: dict[str, Any] = {}
+    fake_features = None
+    if args.fake is not None:
+        report, _, fake_features = report_with_features(real, args.fake, **options)
+    if args.floor:
+        from gan_aug.fid_floor import floor_report
+
+        report |= floor_report(real, by=args.floor_by, fake_features=fake_features, **options)
+    for section, body in [("", report), *((f"{k}: ", report.get(k, {})) for k in ("floor", "vs_floor"))]:
+        for warning in body.get("warnings", []):
+            log.warning(section + warning)
     text = json.dumps(report, indent=2)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

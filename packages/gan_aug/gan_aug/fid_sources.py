@@ -25,11 +25,14 @@ _FOLDER_SUFFIXES = (".png", ".jpg", ".jpeg")
 @dataclass(frozen=True)
 class ImageItem:
     """One image: a file (``index`` None), frame ``index[0]`` of a video, or crop ``index`` (sample, frame)
-    of a cache shard."""
+    of a cache shard. ``video`` and ``subject`` say where it comes from, so that a split can keep the
+    near-duplicate frames of one video (or person) together; neither is part of the feature-cache key."""
 
     path: Path
     label: int = UNLABELLED
     index: tuple[int, ...] | None = None
+    video: str = ""  # manifest sample / cache reference / image folder the image belongs to
+    subject: str = ""  # identity ("" when the source has none: image folders)
 
 
 @dataclass
@@ -58,7 +61,9 @@ def open_source(src: str | Path, split: str | None = None, domain: str | None = 
         if split is not None or domain is not None:
             raise FidError(f"{path} is an image folder: it has no split or domain to filter on")
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in _FOLDER_SUFFIXES and p.is_file())
-        kind, items = "folder", [ImageItem(p) for p in files]
+        # A folder's images carry no identity; their sub-folder (one per video in Aff-Wild2's layout) is
+        # the best stand-in for the video they come from.
+        kind, items = "folder", [ImageItem(p, video=str(p.parent.relative_to(path))) for p in files]
     if not items:
         raise FidError(
             f"{path} ({kind}) holds no images" + (" for the chosen split/domain" if split or domain else "")
@@ -75,10 +80,12 @@ def _manifest_items(path: Path, split: str | None, domain: str | None) -> list[I
         if ref.frame_paths is not None:
             for i, frame in enumerate(ref.frame_paths):
                 if frame is not None:
-                    items.append(ImageItem(frame, ref.frame_labels[i] if ref.frame_labels else ref.label))
+                    label = ref.frame_labels[i] if ref.frame_labels else ref.label
+                    items.append(ImageItem(frame, label, video=ref.sample_id, subject=ref.subject))
         elif ref.video is not None:
             count = probe(ref.video).frames or len(read_video(ref.video))  # decode when the header is silent
-            items += [ImageItem(ref.video, ref.label, (i,)) for i in range(count)]
+            origin = {"video": ref.sample_id, "subject": ref.subject}
+            items += [ImageItem(ref.video, ref.label, (i,), **origin) for i in range(count)]
     return items
 
 
@@ -99,8 +106,9 @@ def _cache_items(path: Path, split: str | None, domain: str | None) -> list[Imag
             shard = torch.load(path / index["shards"][number]["file"], mmap=True, weights_only=True)
             shards[number] = shard["frame_labels"]
         shard_file = path / index["shards"][number]["file"]
+        origin = {"video": entry.get("ref_id", entry["id"]), "subject": entry.get("subject", "")}
         for k, label in enumerate(shards[number][entry["offset"]].tolist()):
-            items.append(ImageItem(shard_file, int(label), (entry["offset"], k)))
+            items.append(ImageItem(shard_file, int(label), (entry["offset"], k), **origin))
     return items
 
 

@@ -200,8 +200,16 @@ class Discriminator(nn.Module):
         logits = unconditional + class_term + domain_term
         return DiscriminatorParts(logits, unconditional, class_term, domain_term, h)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-        return self.forward_parts(x, y, d).logits
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, class_logits: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits [B]; with ``class_logits`` also [B, num_classes] = h @ E_class^T, the projection's own
+        class embedding read as a classifier (the auxiliary class loss; via ``forward`` so DDP sees it)."""
+        parts = self.forward_parts(x, y, d)
+        if not class_logits:
+            return parts.logits
+        # The spectral-normed embedding's weight was just refreshed by the class_term lookup above.
+        return parts.logits, parts.features @ self.class_embed.weight.t()
 
 
 def build_networks(cfg: GanModelConfig) -> tuple[Generator, Discriminator]:

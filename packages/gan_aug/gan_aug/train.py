@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 from torch import nn
 
-from expr_common.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from expr_common.checkpoint import CheckpointError, load_resume_checkpoint, save_checkpoint
 from expr_common.config import ConfigError, save_config
 from expr_common.data.config import load_data_config
 from expr_common.data.prepare import PrepareError, prepare_cached
@@ -95,7 +96,7 @@ def training_step(trainer: GanTrainer, loader: Any, config: GanTrainConfig) -> d
 def metrics_record(
     trainer: GanTrainer, stats: dict[str, float] | None, images_per_s: float
 ) -> dict[str, Any]:
-    names = ("d_loss", "g_loss", "lecam", "real_logit_mean", "fake_logit_mean")
+    names = ("d_loss", "g_loss", "lecam", "d_class", "g_class", "real_logit_mean", "fake_logit_mean")
     values = {n: (stats or {}).get(n) for n in names}
     return {
         "step": trainer.step,
@@ -113,16 +114,42 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """On resume, drop records past the checkpoint: those steps run again and are logged again."""
     if path.is_file():
         kept = [r for r in read_metrics(path) if r.get("step", 0) <= step]
-        path.unlink()
-        writer = MetricsWriter(path)
+        tmp = path.with_name(f".{path.name}.tmp")  # rewritten aside, then renamed: a kill here loses nothing
+        tmp.unlink(missing_ok=True)
+        writer = MetricsWriter(tmp)
         for record in kept:
             writer.write(**record)
+        tmp.touch()
+        tmp.replace(path)
 
 
 def _checkpoint(trainer: GanTrainer, path: Path, config: GanTrainConfig, extra: dict[str, Any]) -> None:
     trainer.accelerator.wait_for_everyone()
     if trainer.accelerator.is_main_process:
         save_checkpoint(path, {**trainer.state_dict(), "rng": rng_state(), **extra}, config)
+
+
+def check_launch(acc: Accelerator) -> None:
+    """Log what accelerate runs on; refuse a launch whose processes do not form one group (``torchrun`` or
+    ``accelerate launch --multi_gpu`` without GPUs and without ``ACCELERATE_USE_CPU=true``): each process
+    would train alone, and all of them would write the same run directory."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > acc.num_processes:
+        raise ConfigError(
+            f"{world} processes were launched (WORLD_SIZE) but accelerate sees {acc.num_processes} "
+            f"({acc.distributed_type}): on CPUs set ACCELERATE_USE_CPU=true, see "
+            "configs/accelerate/cpu_2proc.yaml"
+        )
+    if acc.is_main_process:
+        backend = acc.state.backend or "no backend"
+        log.info(
+            "accelerate: %d process(es), %s (%s), device %s, mixed precision %s",
+            acc.num_processes,
+            acc.distributed_type,
+            backend,
+            acc.device,
+            acc.mixed_precision,
+        )
 
 
 def train(
@@ -134,6 +161,7 @@ def train(
 ) -> TrainResult:
     """Train (or, with ``resume``, continue) a GAN run in ``run_dir``; returns where things were written."""
     acc = accelerator or Accelerator(log_with="tensorboard", project_dir=str(run_dir))
+    check_launch(acc)
     main, loop = acc.is_main_process, config.train
     out = open_run_dir(run_dir, COMMAND, resume=resume, create=main)
     seed_everything(loop.seed, loop.deterministic)
@@ -149,11 +177,12 @@ def train(
     trainer = GanTrainer(config, acc, CellSampler(table))
     best: dict[str, Any] | None = None
     if resume:
-        state = load_checkpoint(out.last_checkpoint)
+        # Skips a killed write's temp file; falls back to last.prev.pt if last.pt is unreadable (both logged).
+        state, source = load_resume_checkpoint(out.last_checkpoint, tidy=main)
         trainer.load_state_dict(state)
         set_rng_state(state["rng"])
         best = state.get("best")
-        log.info("resumed %s at step %d", out.root, trainer.step)
+        log.info("resumed %s from %s at step %d", out.root, source, trainer.step)
     if fid_hook is None and loop.fid_every > 0 and main:  # only the main process evaluates and writes
         from gan_aug.fid_hook import default_fid_hook  # Inception only when FID is asked for
 
@@ -178,7 +207,11 @@ def train(
         acc.process_index,
         start=trainer.step * loop.d_steps,
     )
-    loader = iter(batch_loader(batches, loop.workers))
+    loader = batch_loader(batches, loop.workers)
+    # Pinned batches on CUDA: d_phase copies them with non_blocking. A DataLoader reads pin_memory when it
+    # starts iterating, and batch_loader's signature stays device-free.
+    loader.pin_memory = acc.device.type == "cuda"
+    loader = iter(loader)
     result = TrainResult(out, trainer.step, best=best)
     busy_s, busy_images = 0.0, 0
     bar = progress(total=loop.steps, desc="gan train", unit="step", enabled=main)

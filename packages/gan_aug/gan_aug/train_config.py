@@ -33,6 +33,8 @@ class TrainLoopConfig:
     fid_samples: int = 2048  # DESIGN.md: FID needs N >= 2048; KID is reported beside it at any N
     max_nonfinite: int = 20  # skipped non-finite steps before the run stops: a few are fp16 noise, many a bug
     workers: int = 2  # DataLoader processes that read and resize frames; 0 reads in the training process
+    channels_last: bool | None = None  # NHWC G and D; None = on for CUDA (cuDNN, tensor cores), off on CPU
+    compile: bool = False  # torch.compile G and D (R1's D pass stays eager: compile has no double backward)
 
     def __post_init__(self) -> None:
         positive = {

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from torch import nn
+from torch.nn import functional as F
 
 from gan_aug.augment import AdaptiveAugment
 from gan_aug.ema import GeneratorEma
@@ -52,8 +53,16 @@ class GanTrainer:
         self.config, self.accelerator, self.sampler = config, accelerator, sampler
         model, loop = config.model, config.train
         G, D = build_networks(model)
+        # NHWC (train.channels_last; unset = CUDA only) before the EMA copy, so that G_ema's layout is G's.
+        cuda = accelerator.device.type == "cuda"
+        self.channels_last = loop.channels_last if loop.channels_last is not None else cuda
+        if self.channels_last:
+            G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
         self.ema = GeneratorEma(G, model.ema)  # copied before prepare: the EMA is never wrapped or trained
         self.ema.module.to(accelerator.device)
+        if loop.compile:  # in place, after the EMA copy (G_ema only draws grids); state_dict keys unchanged
+            G.compile()
+            D.compile()
         opt_g = torch.optim.Adam(G.parameters(), lr=loop.lr_g, betas=loop.betas, eps=loop.adam_eps)
         opt_d = torch.optim.Adam(D.parameters(), lr=loop.lr_d, betas=loop.betas, eps=loop.adam_eps)
         self.G, self.D, self.opt_g, self.opt_d = accelerator.prepare(G, D, opt_g, opt_d)
@@ -85,7 +94,10 @@ class GanTrainer:
     # --- D phase: real and fake through the same augmentation; hinge + LeCam (+ lazy R1) ----------------
     def d_phase(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> Stats | None:
         loss_cfg, acc = self.config.model.loss, self.accelerator
-        real, y_real, d_real = (batch[k].to(acc.device) for k in ("image", "label", "domain"))
+        keys = ("image", "label", "domain")
+        real, y_real, d_real = (batch[k].to(acc.device, non_blocking=True) for k in keys)  # pinned on CUDA
+        if self.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
         B = real.shape[0]
         z, y_fake, d_fake = self.latents(B, generator)
         with torch.no_grad(), acc.autocast():
@@ -95,10 +107,19 @@ class GanTrainer:
         with_r1 = r1_due(self.d_updates, loss_cfg.r1_gamma, loss_cfg.r1_interval)
         if with_r1:  # R1 is the gradient w.r.t. the images D saw, i.e. the augmented reals
             real_aug = real_aug.detach().requires_grad_(True)
-        with acc.autocast():  # one D pass over real and fake: one spectral-norm update, one DDP reduction
-            logits = self.D(
-                torch.cat([real_aug, fake_aug]), torch.cat([y_real, y_fake]), torch.cat([d_real, d_fake])
+        # torch.compile has no double backward: a D pass that R1 differentiates twice runs eagerly.
+        eager = with_r1 and self.config.train.compile
+        stance = torch.compiler.set_stance("force_eager") if eager else contextlib.nullcontext()
+        # One D pass over real and fake: one spectral-norm update, one DDP reduction.
+        with_class = loss_cfg.class_weight > 0
+        with stance, acc.autocast():
+            out = self.D(
+                torch.cat([real_aug, fake_aug]),
+                torch.cat([y_real, y_fake]),
+                torch.cat([d_real, d_fake]),
+                class_logits=with_class,
             )
+        logits, class_logits = out if with_class else (out, None)
         real_logits, fake_logits = logits.float().split(B)  # [B] each
         hinge = d_hinge_loss(real_logits, fake_logits)
         if not self.all_finite(hinge, logits):
@@ -106,6 +127,10 @@ class GanTrainer:
         # Anchors and ADA follow logits gathered over processes, so every replica holds the same state.
         real_all, fake_all = acc.gather(real_logits.detach()), acc.gather(fake_logits.detach())
         loss, stats = hinge, {"d_loss": hinge.detach()}
+        if class_logits is not None:  # D names the class of the reals only (AC-GAN)
+            d_class = F.cross_entropy(class_logits[:B].float(), y_real)
+            loss = loss + loss_cfg.class_weight * d_class
+            stats["d_class"] = d_class.detach()
         if loss_cfg.lecam_weight > 0:
             self.lecam.update(real_all, fake_all)
             lecam = self.lecam.penalty(real_logits, fake_logits)
@@ -135,19 +160,42 @@ class GanTrainer:
         # The unwrapped D: under DDP its reducer would otherwise wait for D gradients that never come.
         with frozen(acc.unwrap_model(self.D)) as D, acc.autocast():
             fake = self.G(z, y, d)
-            logits = D(self.augment(fake, generator), y, d).float()
+            weight = self.config.model.loss.class_weight
+            out = D(self.augment(fake, generator), y, d, class_logits=weight > 0)
+            logits, class_logits = out if weight > 0 else (out, None)
+            logits = logits.float()
             loss = g_hinge_loss(logits)
+            stats = {"g_loss": loss.detach()}
+            if class_logits is not None:  # fakes D names as the class they were drawn for
+                g_class = F.cross_entropy(class_logits.float(), y)
+                loss = loss + weight * g_class
+                stats["g_class"] = g_class.detach()
             if not self.all_finite(loss, logits):
                 return None
             self.opt_g.zero_grad(set_to_none=True)
             acc.backward(loss)
         self.opt_g.step()
-        return {"g_loss": loss.detach()}
+        return stats
 
     # --- EMA of G ------------------------------------------------------------------------------------------
     def ema_phase(self, batch_size: int) -> None:
+        G = self.accelerator.unwrap_model(self.G)
+        self.average_buffers(G)
         total = batch_size * self.accelerator.num_processes
-        self.ema.update(self.accelerator.unwrap_model(self.G), total, self.images_seen)
+        self.ema.update(G, total, self.images_seen)
+
+    @torch.no_grad()
+    def average_buffers(self, module: nn.Module) -> None:
+        """Mean over processes of ``module``'s floating-point buffers. G's BN running statistics move with
+        each process's own fakes, so replicas (and the G_ema that copies them) would drift apart; every
+        process starts a step from the same statistics (DDP broadcasts them before a forward), so the mean
+        of the updated ones is one update with the mean of the per-process batch statistics."""
+        buffers = [b for b in module.buffers() if b.is_floating_point()]
+        if self.accelerator.num_processes == 1 or not buffers:
+            return
+        flat = self.accelerator.reduce(torch.cat([b.reshape(-1) for b in buffers]), "mean")
+        for b, mean in zip(buffers, flat.split([b.numel() for b in buffers])):
+            b.copy_(mean.view_as(b))
 
     def skip(self, step: int, limit: int) -> None:
         """Count a skipped step; stop the run once more than ``limit`` have been skipped."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from expr_common.config import apply_overrides, from_dict, save_config, to_dict
-from expr_common.runs import RunDir, default_run_dir, open_run_dir
+from expr_common.runs import RunDir, default_run_dir, open_run_dir, read_metrics
 from recognizer.settings import RecognizerConfig, load_recognizer_config
 
 SUMMARY_FILE = "summary.json"  # written last: its presence marks a finished sub-run
@@ -78,20 +78,33 @@ def _run_cell(cfg: RecognizerConfig, run_dir: Path) -> dict[str, Any]:
     resume = RunDir(run_dir).last_checkpoint.is_file()  # interrupted mid-training: continue it
     run = open_run_dir(run_dir, "recognizer-ablate", resume=resume)
     accelerator = make_accelerator(run)
-    result = train(cfg, run, resume=resume, accelerator=accelerator)
-    summary = {
-        "config": wanted,
-        "seed": cfg.train.seed,
-        "best_val_macro_f1": result["best_val_macro_f1"],
-        "selection": result.get("selection"),
-        "epochs": result.get("epochs"),
-        "history": result.get("history", []),
-    }
-    if accelerator.is_main_process:
-        tmp = summary_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(summary_path)  # atomic: a half-written summary must never mark a run as done
+    train(cfg, run, resume=resume, accelerator=accelerator)
+    summary = write_cell_summary(cfg, run_dir) if accelerator.is_main_process else {}
     summary["skipped"] = False
+    return summary
+
+
+def write_cell_summary(cfg: RecognizerConfig, run_dir: str | Path) -> dict[str, Any]:
+    """``summary.json`` of a finished training run, from its own files (``metrics.jsonl`` and
+    ``selection.json``): also for cells trained by another process (``recognizer train`` from the demo
+    chain), which this module then reads back like its own."""
+    run = RunDir(Path(run_dir))
+    history = [r for r in read_metrics(run.metrics) if "val_macro_f1" in r]
+    selection_path = run.root / "selection.json"
+    if not history or not selection_path.is_file():
+        raise ValueError(f"{run.root} holds no finished training run (metrics.jsonl, selection.json)")
+    summary = {
+        "config": to_dict(cfg),
+        "seed": cfg.train.seed,
+        "best_val_macro_f1": max(r["val_macro_f1"] for r in history),
+        "selection": json.loads(selection_path.read_text(encoding="utf-8")),
+        "epochs": cfg.train.epochs,
+        "history": history,
+    }
+    path = run.root / SUMMARY_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)  # atomic: a half-written summary must never mark a run as done
     return summary
 
 

@@ -1,4 +1,4 @@
-"""``recognizer``: train, evaluate, predict, validate-submission, ablate (``python -m recognizer`` is
+"""``recognizer``: train, evaluate, predict, validate-submission, ablate, chain (``python -m recognizer`` is
 the same; so is ``accelerate launch -m recognizer train ...``)."""
 
 from __future__ import annotations
@@ -14,10 +14,14 @@ from expr_common.runs import add_run_arguments, open_run_dir
 
 
 def _train(args: argparse.Namespace) -> int:
+    from recognizer.extra_data import with_extra_flags
     from recognizer.settings import load_recognizer_config
     from recognizer.trainer import make_accelerator, train
 
     cfg = load_recognizer_config(args.config, args.overrides)
+    cfg = with_extra_flags(
+        cfg, synthetic=args.with_synthetic, synthetic_dir=args.synthetic, source_real=args.with_source_real
+    )
     # Every process must agree on the run directory; the default has a timestamp, so only --run-dir or
     # the main process's choice is safe under accelerate launch: the folder is created before the
     # accelerator starts, and non-main processes of a multi-process run need --run-dir.
@@ -56,6 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train the audio-visual recognizer")
     add_run_arguments(train, config_required=True)
+    train.add_argument(
+        "--with-synthetic",
+        action="store_true",
+        help="add `gan-aug generate` samples (video only) to training under extra_policies.synthetic",
+    )
+    train.add_argument("--synthetic", metavar="DIR", help="the `gan-aug generate --out` folder to add")
+    train.add_argument(
+        "--with-source-real",
+        action="store_true",
+        help="add the data config's AFEW and CK+ training samples directly (the no-GAN comparison)",
+    )
     train.set_defaults(func=_train)
 
     evaluate = sub.add_parser("evaluate", help="per-frame macro-F1 of a checkpoint on a split")
@@ -78,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     from recognizer.ablate import add_ablate_parser
 
     add_ablate_parser(sub)  # ablate: the paper's Table 1 over seeds
+
+    from recognizer.chain import add_chain_arguments, chain_command
+
+    chain = sub.add_parser(
+        "chain", help="the whole demo chain (make demo): corpus -> GAN -> FID -> arms -> report"
+    )
+    add_chain_arguments(chain)
+    chain.set_defaults(func=chain_command)
     return parser
 
 

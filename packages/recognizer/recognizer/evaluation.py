@@ -35,7 +35,10 @@ class WindowPredictions:
 
 @torch.no_grad()
 def predict_windows(model: torch.nn.Module, loader, accelerator) -> WindowPredictions:
-    """Every window of ``loader`` through ``model``, gathered across processes (each sample once)."""
+    """Every window of ``loader`` through ``model``, gathered across processes (each sample once).
+
+    ``gather_for_metrics`` drops the samples that a prepared loader repeats to give every process equally
+    many batches; overlapping windows would hide a repeat in the frame averages, so it is checked here."""
     model.eval()
     parts: dict[str, list[torch.Tensor]] = {}
     for batch in loader:
@@ -54,6 +57,11 @@ def predict_windows(model: torch.nn.Module, loader, accelerator) -> WindowPredic
     if not parts:
         raise ValueError("no windows to evaluate: the split is empty")
     arrays = {k: torch.cat(v).numpy() for k, v in parts.items()}
+    expected, distinct = len(loader.dataset), len(np.unique(arrays["index"]))
+    if not len(arrays["index"]) == distinct == expected:
+        raise RuntimeError(
+            f"gathered {len(arrays['index'])} window predictions ({distinct} distinct) for {expected} windows"
+        )
     order = np.argsort(arrays["index"], kind="stable")
     arrays = {k: v[order] for k, v in arrays.items()}
     return WindowPredictions(

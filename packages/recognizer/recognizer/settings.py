@@ -12,9 +12,11 @@ from recognizer.config import LossConfig, ModelConfig
 
 @dataclass
 class OptimConfig:
+    # The paper trains with SGD; AdamW reaches a usable model in the few epochs a CPU demo can afford.
+    name: Literal["sgd", "adamw"] = "sgd"
     lr: float = 1e-4  # paper: SGD at 1e-4 for the feature extractors
     head_lr: float = 1e-3  # paper: 1e-3 for the branch (classifier) weights
-    momentum: float = 0.9  # paper
+    momentum: float = 0.9  # paper (SGD only)
     weight_decay: float = 5e-4  # ours: the usual SGD value for small CNNs; the paper does not say
     nesterov: bool = False
     schedule: Literal["constant", "cosine", "step"] = "constant"  # the paper uses a constant rate
@@ -30,13 +32,40 @@ class OptimConfig:
 
 @dataclass
 class ExtraTrainData:
-    """More training data from another data config (its own cache), e.g. GAN output or the source
-    datasets. Used for training only, never for validation or test."""
+    """More training data (recognizer/extra_data.py): GAN output or the source datasets' own samples, under
+    a per-class policy. Used for training only, never for validation or test."""
 
-    data: str  # path of a data config YAML
-    overrides: list[str] = field(default_factory=list)  # --set style overrides for that data config
+    name: str = "extra"  # how logs, ``extra_data.json`` and the report call it
+    data: str | None = None  # a data config YAML (its own cache) ...
+    overrides: list[str] = field(default_factory=list)  # ... with --set style overrides
+    manifest: str | None = None  # ... or a manifest / `gan-aug generate` folder, read with the main config
     sources: list[str] | None = None  # which of its sources (None = all)
+    target_share: float | None = 0.5  # fill each class up to this share of the largest real class; None = all
+    max_ratio: float | None = 1.0  # at most this many extra samples per real one, per class; None = no cap
     weight: float = 1.0  # loss weight of its samples relative to the main training data
+
+    def __post_init__(self) -> None:
+        if (self.data is None) == (self.manifest is None):
+            raise ValueError(f"extra_train {self.name!r}: give exactly one of data and manifest")
+        if self.weight < 0 or (self.max_ratio is not None and self.max_ratio < 0):
+            raise ValueError(f"extra_train {self.name!r}: weight and max_ratio must be >= 0")
+        if self.target_share is not None and self.target_share < 0:
+            raise ValueError(f"extra_train {self.name!r}: target_share must be >= 0")
+
+
+@dataclass
+class ExtraPolicies:
+    """What ``recognizer train --with-synthetic`` / ``--with-source-real`` add (the same policy fields as
+    ``ExtraTrainData``). Synthetic clips are video only (``has_audio=False``)."""
+
+    synthetic_dir: str | None = None  # `gan-aug generate --out` folder; `--synthetic DIR` overrides
+    synthetic: ExtraTrainData = field(
+        default_factory=lambda: ExtraTrainData(name="synthetic", manifest="", weight=0.5)
+    )
+    source_real_sources: list[str] = field(default_factory=lambda: ["afew", "ckplus"])  # of cfg.data
+    source_real: ExtraTrainData = field(
+        default_factory=lambda: ExtraTrainData(name="source_real", data="", weight=0.5)
+    )
 
 
 @dataclass
@@ -48,6 +77,8 @@ class TrainConfig:
     deterministic: bool = False  # deterministic kernels: bit-exact resume on CPU, slower on GPU
     balanced: bool = False  # class-balanced sampling of the training windows (rare classes decide F1)
     workers: int = 2  # DataLoader processes
+    channels_last: bool | None = None  # NHWC activations; None = on for CUDA (tensor cores), off on CPU
+    compile: bool = False  # torch.compile the model: faster steps on GPU after a compile of a minute or so
     train_sources: list[str] | None = None  # sources of the data config trained on (None = all)
     val_sources: list[str] | None = None  # sources validated on (None = all); ABAW scores Aff-Wild2
     log_every: int = 10  # steps between metrics.jsonl lines
@@ -64,6 +95,7 @@ class RecognizerConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     extra_train: list[ExtraTrainData] = field(default_factory=list)  # filled by --with-synthetic etc.
+    extra_policies: ExtraPolicies = field(default_factory=ExtraPolicies)
 
 
 def load_recognizer_config(path, overrides=()) -> RecognizerConfig:

@@ -15,16 +15,41 @@ import numpy as np
 from expr_common.data.affwild2 import TEST_LIST, crop_index, video_stem
 from expr_common.data.readers import VIDEO_SUFFIXES
 from expr_common.labels import CLASS_NAMES, NUM_CLASSES, SUBMISSION_HEADER
-from expr_common.media import probe
+from expr_common.media import MediaError, probe
 
 MAX_PROBLEMS = 50  # a broken file can have a million bad lines; the first ones say what is wrong
-_LINE = re.compile(r"^(?P<video>[^,/\s]+)/(?P<frame>\d{5})\.jpg,(?P<label>[^,]*)$")
+# ASCII digits only: \d would also match other scripts' digits ("٣"), which int() reads but checkers refuse.
+_LINE = re.compile(r"^(?P<video>[^,/\s]+)/(?P<frame>[0-9]{5})\.jpg,(?P<label>[^,]*)$")
+_UTF8_BOM = "\ufeff"
+
+
+class SubmissionError(ValueError):
+    """A file that ``validate-submission`` needs (the test list, the submission) cannot be read as text; the
+    message names it."""
+
+
+def _read_text(path: Path, what: str) -> str:
+    """UTF-8 text of ``path`` without a leading BOM; an unreadable or non-UTF-8 file is a
+    :class:`SubmissionError` naming the file (and the line of the first bad byte)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SubmissionError(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise SubmissionError(
+            f"{path}:{line}: the {what} is not UTF-8 text "
+            f"(byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    return text[1:] if text.startswith(_UTF8_BOM) else text
 
 
 def read_video_list(path: str | Path) -> list[str]:
     """Track names of a test list, one per whitespace-separated entry (as the Aff-Wild2 reader reads it:
     some lists carry a video suffix, which is not part of the crop-folder name)."""
-    entries = Path(path).read_text(encoding="utf-8-sig").split()
+    entries = _read_text(Path(path), "test list").split()
     return [Path(e).stem if Path(e).suffix.lower() in VIDEO_SUFFIXES else e for e in entries]
 
 
@@ -148,8 +173,11 @@ def video_frame_count(video_dir: Path | None, track: str) -> int | None:
         return None
     for suffix in VIDEO_SUFFIXES:
         candidate = video_dir / f"{video_stem(track)}{suffix}"
-        if candidate.is_file():
-            return probe(candidate).frames
+        try:
+            if candidate.is_file():
+                return probe(candidate).frames
+        except (MediaError, OSError):  # a broken video, a name too long for the file system: use the crops
+            return None
     return None
 
 
@@ -164,13 +192,14 @@ def validate_submission(
     """Every problem of a submission file, each as ``file:line: what is wrong (what was expected)``; the
     first ``limit`` of them plus a count of the rest. An empty list means the file is valid. With
     ``video_dir``, a video's own frame count is also accepted as N (a face lost before the video ends
-    leaves frames past the last crop, and the challenge wants a line for every frame)."""
+    leaves frames past the last crop, and the challenge wants a line for every frame). A submission or test
+    list that cannot be read as UTF-8 text raises :class:`SubmissionError` naming it."""
     path, videos, cropped = Path(path), Path(videos), Path(cropped)
     video_dir = None if video_dir is None else Path(video_dir)
     problems: list[str] = []
     listed = read_video_list(videos)
     list_line = {name: number for number, name in enumerate(listed, start=1)}  # one name per line
-    text = path.read_text(encoding="utf-8-sig")
+    text = _read_text(path, "submission")
     lines = text.split("\n")
     if lines and lines[-1] == "":  # the newline that ends the last line
         lines.pop()
@@ -191,7 +220,7 @@ def validate_submission(
             )
             continue
         video, frame, label = match["video"], int(match["frame"]), match["label"]
-        if not re.fullmatch(r"-?\d+", label):
+        if not re.fullmatch(r"-?[0-9]{1,9}", label):
             problems.append(f"{path}:{number}: expected an integer label 0-7, found {label!r}")
         elif not 0 <= int(label) < NUM_CLASSES:
             problems.append(f"{path}:{number}: label {int(label)} is outside 0-7 ({', '.join(CLASS_NAMES)})")

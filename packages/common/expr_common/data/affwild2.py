@@ -3,7 +3,9 @@ the shared video (DATASETS.md, "Aff-Wild2")."""
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 from pathlib import Path
 
 from expr_common.data.readers import (
@@ -13,8 +15,10 @@ from expr_common.data.readers import (
     ReadResult,
     audio_of,
     check_splits,
+    read_text,
     require_folder,
     require_samples,
+    split_lines,
 )
 from expr_common.data.refs import SampleRef
 from expr_common.labels import AFFWILD2_HEADER, NUM_CLASSES, UNLABELLED
@@ -25,6 +29,7 @@ VIDEO_DIRS = ("videos", "batch1", "batch2", "new_vids")
 CROPS_DIR = "cropped_aligned"
 TEST_LIST = "Expression_Recognition_Challenge_test_set_release.txt"
 SIDE_SUFFIXES = ("_left", "_right")  # two-person videos: one track per face, one shared video
+_INTEGER = re.compile(r"[+-]?[0-9]{1,9}")  # more digits: no label, and int() may refuse them
 
 
 def parse_annotation(path: Path, problems: Problems) -> list[int] | None:
@@ -33,9 +38,9 @@ def parse_annotation(path: Path, problems: Problems) -> list[int] | None:
     Every bad line goes to ``problems`` (which raises at the first when strict); returns None when the
     file had any, so a half-valid file never becomes a sample."""
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.report(DatasetFormatError(f"cannot read annotation file: {exc}", path))
+        lines = split_lines(read_text(path, "annotation file"))
+    except DatasetFormatError as exc:
+        problems.report(exc)
         return None
     while lines and not lines[-1].strip():  # a trailing newline or two is not a frame
         lines.pop()
@@ -47,15 +52,13 @@ def parse_annotation(path: Path, problems: Problems) -> list[int] | None:
         )
     labels: list[int] = []
     for number, text in enumerate(lines[1:], start=2):
-        try:
-            value = int(text.strip())
-        except ValueError:
+        token = text.strip()
+        if not _INTEGER.fullmatch(token):  # not int(): it also takes "0_3" and non-ASCII digits
             problems.report(
-                DatasetFormatError(
-                    f"expected one integer label in -1..7, found {text.strip()!r}", path, number
-                )
+                DatasetFormatError(f"expected one integer label in -1..7, found {token[:80]!r}", path, number)
             )
             continue
+        value = int(token)
         if value != UNLABELLED and not 0 <= value < NUM_CLASSES:
             problems.report(DatasetFormatError(f"label {value} is outside -1..7", path, number))
             continue
@@ -84,8 +87,13 @@ def find_videos(root: Path) -> dict[str, Path]:
 
 def crop_index(folder: Path) -> dict[int, str] | None:
     """Frame number -> crop file name (``00001.jpg`` is frame 1); None when the folder is missing."""
-    if not folder.is_dir():
-        return None
+    try:
+        if not folder.is_dir():
+            return None
+    except OSError as exc:  # a track name too long for the file system (a garbled test list): no folder
+        if exc.errno == errno.ENAMETOOLONG:
+            return None
+        raise
     crops = {}
     for name in (entry.name for entry in os.scandir(folder)):
         stem, _, suffix = name.partition(".")
@@ -172,9 +180,9 @@ def _test_tracks(root: Path, problems: Problems) -> list[str]:
     if not path.is_file():
         return []
     try:
-        entries = path.read_text(encoding="utf-8-sig").split()
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.report(DatasetFormatError(f"cannot read the test list: {exc}", path))
+        entries = read_text(path, "test list").split()
+    except DatasetFormatError as exc:
+        problems.report(exc)
         return []
     # Entries are track names; some lists carry a video suffix.
     return [Path(e).stem if Path(e).suffix.lower() in VIDEO_SUFFIXES else e for e in entries]

@@ -30,7 +30,11 @@ def load_wave(path: Path | None, sample_rate: int) -> tuple[np.ndarray | None, s
         wave = read_audio(path, sample_rate)
     except MediaError as exc:
         return None, "no audio track" if "no audio stream" in str(exc) else "unreadable audio"
-    return (wave, None) if len(wave) else (None, "empty audio track")
+    if not len(wave):
+        return None, "empty audio track"
+    if not np.isfinite(wave).all():  # a broken float wav: one NaN makes every log-mel (and loss) NaN
+        return None, "non-finite audio samples"
+    return wave, None
 
 
 def cut_window(wave: np.ndarray, sample_rate: int, centre_s: float | None, length: int) -> np.ndarray:

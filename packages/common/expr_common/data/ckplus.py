@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from expr_common.data.readers import (
@@ -12,6 +13,7 @@ from expr_common.data.readers import (
     ReadResult,
     check_splits,
     list_files,
+    read_text,
     require_folder,
     require_samples,
     stable_fraction,
@@ -22,19 +24,22 @@ from expr_common.labels import NEUTRAL, ckplus_to_abaw
 IMAGES_DIR = "cohn-kanade-images"
 EMOTION_DIR = "Emotion"
 EMOTION_SUFFIX = "_emotion.txt"
+_CODE = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")  # a decimal number, ASCII only
 
 
 def parse_emotion(path: Path, problems: Problems) -> int | None:
     """ABAW label of one ``*_emotion.txt`` file (one float CK+ code such as ``   3.0000000e+00``)."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.report(DatasetFormatError(f"cannot read emotion file: {exc}", path))
+        text = read_text(path, "emotion file")
+    except DatasetFormatError as exc:
+        problems.report(exc)
         return None
     try:
         (token,) = text.split()  # exactly one number, whatever the padding
+        if not _CODE.fullmatch(token):  # not float() alone: it also takes "nan", "0_3", non-ASCII digits
+            raise ValueError(token)
         return ckplus_to_abaw(float(token))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: "inf", "1e999" (no integer code)
         shown = text.strip()[:40]
         problems.report(
             DatasetFormatError(

@@ -82,6 +82,14 @@ class PreprocessConfig:
 class AugmentConfig:
     freq_mask_param: int = 8  # SpecAugment-style: up to 8 of 64 mel bands masked per mask
     freq_masks: int = 1  # masks per training sample; 0 turns frequency masking off
+    # Video, per clip (the same draw for all K frames): data/video_augment.py
+    hflip: bool = True  # random horizontal flip
+    crop_scale: float = 0.85  # random resized crop of at least this share of the area; 1.0 = off
+    color_jitter: float = 0.2  # brightness/contrast/saturation strength (hue a quarter of it); 0 = off
+
+    def __post_init__(self) -> None:
+        if not 0.1 <= self.crop_scale <= 1.0 or self.color_jitter < 0:
+            raise ValueError("augment.crop_scale must be in [0.1, 1] and augment.color_jitter >= 0")
 
 
 @dataclass

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from expr_common.config import from_dict
 from expr_common.data.audio import FrequencyMask
 from expr_common.data.config import AugmentConfig, PreprocessConfig
+from expr_common.data.video_augment import ClipAugment
 from expr_common.labels import NUM_CLASSES
 from expr_common.seeding import make_generator, worker_init_fn
 
@@ -147,9 +148,9 @@ class CachedClips(Dataset):
     ``has_video`` bool, and for per-frame scoring ``frame_labels`` / ``frame_index`` ``[K]``, ``span`` [2],
     ``span_labels`` [L], ``sample_id``, ``ref_id``, ``index`` (position in this dataset).
 
-    ``split`` / ``domain`` / ``source`` filter (a name or a list of names). ``train=True`` applies the
-    frequency masking of ``augment`` to samples that have audio. Shards are memory-mapped on first use,
-    separately in each DataLoader worker."""
+    ``split`` / ``domain`` / ``source`` filter (a name or a list of names). ``train=True`` applies
+    ``augment``: frequency masking to samples that have audio, the clip augmentation to those with video.
+    Shards are memory-mapped on first use, separately in each DataLoader worker."""
 
     def __init__(
         self,
@@ -179,6 +180,8 @@ class CachedClips(Dataset):
         augment = augment or AugmentConfig()
         use_mask = train and augment.freq_masks > 0 and augment.freq_mask_param > 0
         self.mask = FrequencyMask(augment.freq_mask_param, augment.freq_masks) if use_mask else None
+        clip_augment = ClipAugment(augment)
+        self.clip_augment = clip_augment if train and clip_augment.active else None
         self._shard_of = torch.tensor([e["shard"] for e in self.entries], dtype=torch.int64)
         self._offset = torch.tensor([e["offset"] for e in self.entries], dtype=torch.int64)
         self._shards: dict[int, dict[str, torch.Tensor]] = {}
@@ -206,6 +209,8 @@ class CachedClips(Dataset):
         item["audio"] = item["audio"].float()
         if self.mask is not None and entry["has_audio"]:
             item["audio"] = self.mask(item["audio"])
+        if self.clip_augment is not None and entry["has_video"]:
+            item["video"] = self.clip_augment(item["video"])
         item.update(index=torch.tensor(i), sample_id=entry["id"], ref_id=entry["ref_id"])
         return item
 
@@ -237,6 +242,9 @@ class CachedClips(Dataset):
         if self.mask is not None and bool(batch["has_audio"].any()):
             has = batch["has_audio"]
             batch["audio"][has] = self.mask(batch["audio"][has])
+        if self.clip_augment is not None and bool(batch["has_video"].any()):
+            has = batch["has_video"]
+            batch["video"][has] = self.clip_augment(batch["video"][has])
         batch["index"] = where
         batch["sample_id"] = [self.entries[i]["id"] for i in indices]
         batch["ref_id"] = [self.entries[i]["ref_id"] for i in indices]
@@ -298,12 +306,17 @@ def make_loader(
     balanced: bool = False,
     seed: int = 0,
     drop_last: bool = False,
-    pin_memory: bool = False,
+    pin_memory: bool | None = None,
     multiprocessing_context: str | None = None,
     persistent_workers: bool | None = None,
 ) -> DataLoader:
-    """A DataLoader over the cache with :func:`collate`, seeded shuffling or class-balanced sampling."""
+    """A DataLoader over the cache with :func:`collate`, seeded shuffling or class-balanced sampling.
+    ``pin_memory`` unset = pinned when CUDA is available (page-locked batches copy to the GPU faster and
+    asynchronously); callers that know their device pass it."""
     sampler = balanced_sampler(dataset, seed=seed) if balanced else None
+    # Persistent by default (one loader, many epochs). A caller that makes a loader per epoch must
+    # pass False, or every epoch's idle workers (and their memory) live as long as the loader object.
+    persistent = workers > 0 if persistent_workers is None else (persistent_workers and workers > 0)
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -313,10 +326,8 @@ def make_loader(
         collate_fn=collate,
         worker_init_fn=worker_init_fn,
         generator=make_generator(seed),
-        # Persistent by default (one loader, many epochs). A caller that makes a loader per epoch must
-        # pass False, or every epoch's idle workers (and their memory) live as long as the loader object.
-        persistent_workers=workers > 0 if persistent_workers is None else (persistent_workers and workers > 0),
+        persistent_workers=persistent,
         drop_last=drop_last,
-        pin_memory=pin_memory,
+        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
         multiprocessing_context=multiprocessing_context if workers > 0 else None,
     )

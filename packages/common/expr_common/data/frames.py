@@ -216,6 +216,8 @@ def process_ref(ref: SampleRef, cfg: PreprocessConfig, detect: bool) -> RefResul
         out.skipped["no video and no audio"] += 1
         return out
 
+    sizes: set[tuple[int, int]] = set()  # of the images read: one clip (or crop track) has one size
+
     def frame(i: int) -> np.ndarray | None:
         if i not in images and ref.frame_paths is not None:
             path = ref.frame_paths[i]
@@ -223,6 +225,8 @@ def process_ref(ref: SampleRef, cfg: PreprocessConfig, detect: bool) -> RefResul
             if path is not None and images[i] is None:
                 out.skipped["unreadable image (frame)"] += 1
                 out.warnings.append(f"{ref.sample_id}: cannot read image {path}; a neighbour stands in")
+            elif images[i] is not None:
+                sizes.add(images[i].shape[:2])
         return images.get(i)
 
     detectors = (
@@ -256,6 +260,12 @@ def process_ref(ref: SampleRef, cfg: PreprocessConfig, detect: bool) -> RefResul
         out.faces.add(stats)
         mel = None if wave is None else window_log_mel(wave, cfg, (window.start, window.stop), fps)
         out.samples.append(_sample(ref, window, crops, mel, cfg, f"@{window.start}" if per_frame else ""))
+    if len(sizes) > 1:  # a damaged crop (a 10x10 thumbnail among 112x112 ones): kept, resized, counted
+        out.skipped["clip with frames of mixed sizes (resized)"] += 1
+        shown = ", ".join(f"{w}x{h}" for h, w in sorted(sizes))
+        out.warnings.append(
+            f"{ref.sample_id}: frames of {len(sizes)} sizes ({shown}) in one clip; all resized"
+        )
     if n_frames == 0:  # audio only: one sample over the middle of the recording, no pixels
         k = cfg.frames
         blank = np.zeros((k, 3, cfg.image_size, cfg.image_size), np.uint8)

@@ -4,6 +4,9 @@ output (DATASETS.md, "Generic manifest")."""
 from __future__ import annotations
 
 import csv
+import io
+import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from expr_common.data.readers import (
@@ -16,10 +19,13 @@ from expr_common.data.readers import (
     audio_of,
     check_splits,
     list_files,
+    probe_cached,
+    read_text,
     require_samples,
 )
 from expr_common.data.refs import DOMAINS, SPLITS, SampleRef
 from expr_common.labels import UNLABELLED, parse_label
+from expr_common.media import MediaError
 
 MANIFEST = "manifest.csv"
 COLUMNS = ("sample_id", "frames", "audio", "label", "split", "subject", "domain")
@@ -99,10 +105,42 @@ def parse_row(row: dict[str, str], where: str, base: Path) -> tuple[dict, list[P
         raise ValueError(f"domain {domain!r} is not one of {', '.join(DOMAINS)}")
     fields["domain"] = domain
     if row.get("fps", "").strip():  # optional extra column: the frame rate of a folder of frames
-        fields["fps"] = float(row["fps"])
+        fps = float(row["fps"])
+        if not math.isfinite(fps) or fps <= 0:
+            raise ValueError(f"fps {row['fps'].strip()!r} is not a positive frame rate")
+        fields["fps"] = fps
     # Other extra columns ride along for the user's own bookkeeping.
     fields["meta"] = {k: v for k, v in row.items() if k not in COLUMNS and k != "fps"}
     return fields, needed
+
+
+def _sound_file(path: Path, result: ReadResult) -> Path | None:
+    """``path`` if its header opens as a sound file, else None (counted): what ``prepare`` would find."""
+    try:
+        info = probe_cached(path)
+    except (MediaError, OSError) as exc:  # e.g. a zero-byte .wav
+        result.skipped["unreadable audio"] += 1
+        result.warnings.append(f"{path}: cannot be probed ({exc}); its samples get has_audio=False")
+        return None
+    if not info.has_audio:
+        result.skipped["audio file without audio stream"] += 1
+        result.warnings.append(f"{path}: has no audio stream; its samples get has_audio=False")
+        return None
+    return path
+
+
+def _rows(reader, bad_row: Callable[[str, int], None]) -> Iterator[tuple[int, list[str]]]:
+    """(line, cells) of each row after the header. A CSV syntax error (for instance an unclosed quote that
+    swallows the rest of the file into one oversized cell) is reported at its line and ends the file."""
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            bad_row(f"not readable as CSV ({exc}); rows after it ignored", reader.line_num)
+            return
+        yield reader.line_num, values
 
 
 def read(
@@ -117,59 +155,66 @@ def read(
     wanted = check_splits(splits, SPLITS)
     result = ReadResult(refs=[])
     problems = Problems(strict, result)
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+    # Decoded whole (not streamed) so that a byte that is not UTF-8 is an error naming its line.
+    reader = csv.reader(io.StringIO(read_text(path, "manifest"), newline=""))
+    try:
         header = [c.strip() for c in next(reader, [])]
-        missing = [c for c in COLUMNS if c not in header]
-        if missing:
-            raise DatasetFormatError(
-                f"header lacks column(s) {', '.join(missing)}: expected {','.join(COLUMNS)}, "
-                f"found {','.join(header) or 'nothing'}",
-                path,
-                1,
-            )
-        lines: dict[str, int] = {}
-        for values in reader:
-            line = reader.line_num
-            if not any(v.strip() for v in values):
-                continue
-            if len(values) != len(header):
-                problems.report(
-                    DatasetFormatError(f"{len(values)} cells for {len(header)} columns", path, line)
-                )
-                continue
-            row = dict(zip(header, values))
-            try:
-                fields, needed = parse_row(row, f"{path}:{line}", base)
-            except ValueError as exc:
-                problems.report(DatasetFormatError(str(exc), path, line))
-                continue
-            sample_id = fields["sample_id"]
-            if sample_id in lines:
-                problems.report(
-                    DatasetFormatError(
-                        f"sample_id {sample_id!r} repeats the one on line {lines[sample_id]}", path, line
-                    )
-                )
-                continue
-            lines[sample_id] = line
-            if fields["split"] not in wanted:
-                continue
+    except csv.Error as exc:
+        raise DatasetFormatError(f"not a readable CSV header: {exc}", path, 1) from None
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise DatasetFormatError(
+            f"header lacks column(s) {', '.join(missing)}: expected {','.join(COLUMNS)}, "
+            f"found {','.join(header)[:200] or 'nothing'}",
+            path,
+            1,
+        )
+
+    def bad_row(message: str, line: int) -> None:
+        problems.report(DatasetFormatError(message, path, line))
+        result.skipped["bad row"] += 1  # reached only when not strict (`expr-data check`, `strict: false`)
+
+    lines: dict[str, int] = {}
+    for line, values in _rows(reader, bad_row):
+        if not any(v.strip() for v in values):
+            continue
+        if len(values) != len(header):
+            bad_row(f"{len(values)} cells for {len(header)} columns", line)
+            continue
+        row = dict(zip(header, values))
+        try:
+            fields, needed = parse_row(row, f"{path}:{line}", base)
+        except (ValueError, OSError) as exc:  # OSError: e.g. a file name too long for the file system
+            bad_row(str(exc), line)
+            continue
+        sample_id = fields["sample_id"]
+        if sample_id in lines:
+            bad_row(f"sample_id {sample_id!r} repeats the one on line {lines[sample_id]}", line)
+            continue
+        lines[sample_id] = line
+        if fields["split"] not in wanted:
+            continue
+        try:
             absent = [p for p in needed if not p.exists()]
-            if absent:  # the table is fine, the data is not all there: report it, keep the rest
-                result.skipped["missing file"] += 1
-                result.warnings.append(f"{path}:{line}: {sample_id}: missing {', '.join(map(str, absent))}")
+        except OSError as exc:
+            bad_row(f"{sample_id}: {exc}", line)
+            continue
+        if absent:  # the table is fine, the data is not all there: report it, keep the rest
+            result.skipped["missing file"] += 1
+            result.warnings.append(f"{path}:{line}: {sample_id}: missing {', '.join(map(str, absent))}")
+            continue
+        folder = fields.pop("frame_folder", None)
+        if folder is not None:
+            images = list_files(folder, IMAGE_SUFFIXES)
+            if not images:
+                result.skipped["empty frame folder"] += 1
+                result.warnings.append(f"{path}:{line}: {sample_id}: no images in {folder}")
                 continue
-            folder = fields.pop("frame_folder", None)
-            if folder is not None:
-                images = list_files(folder, IMAGE_SUFFIXES)
-                if not images:
-                    result.skipped["empty frame folder"] += 1
-                    result.warnings.append(f"{path}:{line}: {sample_id}: no images in {folder}")
-                    continue
-                fields["frame_paths"] = tuple(images)
-            audio = fields.get("audio")
-            if check_audio and audio is not None and audio.suffix.lower() in VIDEO_SUFFIXES:
-                fields["audio"], _ = audio_of(audio, result)
-            result.refs.append(SampleRef(**fields))
+            fields["frame_paths"] = tuple(images)
+        audio = fields.get("audio")
+        if check_audio and audio is not None and audio.suffix.lower() in VIDEO_SUFFIXES:
+            fields["audio"], _ = audio_of(audio, result)
+        elif check_audio and audio is not None:
+            fields["audio"] = _sound_file(audio, result)
+        result.refs.append(SampleRef(**fields))
     return require_samples(result, path, f"rows with split in {wanted}", strict)

@@ -15,6 +15,7 @@ import collections
 import hashlib
 import importlib
 import inspect
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,40 @@ def require_folder(path: Path, what: str) -> Path:
     if not path.is_dir():
         raise DatasetFormatError(f"is not a folder; expected {what}", path)
     return path.absolute()  # absolute but not resolved: symlinked data folders keep their names
+
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+def read_text(path: Path, what: str) -> str:
+    """A text file's contents (UTF-8; a leading BOM dropped). A file that cannot be read, or is not UTF-8,
+    is a ``DatasetFormatError`` naming it (and the line of the first bad byte), not a decoder traceback."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DatasetFormatError(f"cannot read {what}: {exc.strerror or exc}", path) from None
+    body = data[len(_UTF8_BOM) :] if data.startswith(_UTF8_BOM) else data
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = body[: exc.start].count(b"\n") + 1
+        raise DatasetFormatError(
+            f"{what} is not UTF-8 text (byte 0x{body[exc.start]:02x} at offset "
+            f"{exc.start + len(data) - len(body)}); save it as UTF-8",
+            path,
+            line,
+        ) from None
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines as a text editor numbers them: LF, CRLF and CR end a line; nothing else does (unlike
+    ``str.splitlines``, which also splits at form feeds and Unicode separators and so shifts line numbers).
+    A final line ending does not start another line."""
+    lines = _NEWLINE.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 def check_splits(splits: Iterable[str] | None, available: tuple[str, ...]) -> tuple[str, ...]:

@@ -32,7 +32,7 @@ CKPLUS = DomainStyle(
 )
 AFEW = DomainStyle("afew", False, (0.5, 0.9), 0.3, 0.12, 0.1, (0.35, 0.6), (0.0, 1.0), 0.02, 0.2, (85, 85))
 AFFWILD2 = DomainStyle(
-    "affwild2", False, (0.3, 0.75), 0.35, 0.15, 0.08, (0.2, 0.5), (0.0, 1.2), 0.03, 0.4, (55, 85)
+    "affwild2", False, (0.55, 0.95), 0.35, 0.15, 0.08, (0.2, 0.5), (0.0, 0.9), 0.03, 0.3, (55, 85)
 )
 STYLES = {style.name: style for style in (CKPLUS, AFEW, AFFWILD2)}
 

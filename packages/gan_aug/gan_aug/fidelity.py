@@ -1,0 +1,419 @@
+"""``gan-aug fidelity``: class fidelity of synthetic data, judged by a recognizer trained on real target data.
+
+    gan-aug fidelity --checkpoint runs/rec/checkpoints/best.pt --synthetic data/gan_fill --out runs/fidelity
+
+For every class, the rate at which the recognizer's visual branch calls a synthetic sample of that class by
+its class (its recall on the synthetic data), beside the same rate on real validation windows of the class.
+A synthetic Fear face the recognizer takes for Surprise is a Fear sample in name only; a class whose
+synthetic recall sits far below its real recall is one the generator does not render recognisably.
+
+Both sides go through the visual branch alone: synthetic samples have no audio, so the real windows are
+also scored with ``has_audio=False``, where the fused output is the visual branch's bit for bit. Synthetic
+samples are preprocessed exactly as ``recognizer train`` prepares data (``expr_common.data.frames``): K
+frames at equal intervals (a single image repeated K times), the face crop resized to the image size, with
+K, the size and the face settings taken from the data config the recognizer was trained with. The unit is
+one sample (a window of K frames on the real side, labelled by its majority frame label), not one frame.
+
+A separate subcommand, not an option of ``gan-aug fid``: it needs a recognizer checkpoint and a prepared
+real split instead of Inception weights, scores K-frame clips instead of single images, writes a folder
+(JSON + figures) instead of one report, and is the only part of ``gan_aug`` that imports ``recognizer``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from expr_common.checkpoint import CheckpointError
+from expr_common.config import ConfigError
+from expr_common.data import dataset as cache_format
+from expr_common.data import manifest
+from expr_common.data.config import PreprocessConfig, load_data_config
+from expr_common.data.dataset import CachedClips, make_loader, normalize_video
+from expr_common.data.faces import needs_detection
+from expr_common.data.frames import RefResult, process_ref
+from expr_common.data.prepare import PrepareError, prepare
+from expr_common.data.readers import DatasetFormatError
+from expr_common.labels import CLASS_NAMES, NUM_CLASSES, UNLABELLED
+from expr_common.logs import get_logger, progress
+from expr_common.media import MediaError
+from expr_common.metrics import confusion_matrix, plot_confusion
+from expr_common.runs import resolve_path
+
+FACES = ("auto", "crops", "detect")  # as a data config's `faces` for a source
+FEW_SAMPLES = 20  # below this many samples on a side, a class's recall moves by 5 points per sample
+FIDELITY_JSON = "fidelity.json"
+SYNTH_PNG, REAL_PNG = "confusion_synthetic.png", "confusion_real.png"
+
+log = get_logger("gan_aug.fidelity")
+
+
+class FidelityError(ValueError):
+    """Class fidelity cannot be computed as asked (no visual branch, mismatched preprocessing, no data)."""
+
+
+# `gan-aug fidelity` prints these as one line; FileNotFoundError: a dataset root or cache that is not there.
+USER_ERRORS = (
+    FidelityError,
+    CheckpointError,
+    ConfigError,
+    DatasetFormatError,
+    MediaError,
+    PrepareError,
+    FileNotFoundError,
+)
+
+
+@dataclass
+class Scored:
+    """Labels and visual-branch predictions of one side, and what its listing skipped."""
+
+    labels: list[int] = field(default_factory=list)
+    preds: list[int] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def confusion(self) -> np.ndarray:
+        return confusion_matrix(np.asarray(self.labels), np.asarray(self.preds), NUM_CLASSES)
+
+
+# ---- the recognizer ------------------------------------------------------------------------------------
+
+
+def load_recognizer(checkpoint: str | Path, device: torch.device) -> tuple[torch.nn.Module, Any]:
+    """The model (eval mode, on ``device``) and its config, rebuilt from the checkpoint alone."""
+    try:
+        from recognizer.evaluate import load_model
+    except ImportError:  # gan-aug does not depend on recognizer; the workspace installs both
+        raise FidelityError("gan-aug fidelity needs the `recognizer` package (packages/recognizer)") from None
+    model, cfg, _ = load_model(checkpoint)
+    if not cfg.model.use_video:
+        raise FidelityError(f"{checkpoint}: an audio-only recognizer (modalities 'a') cannot judge faces")
+    return model.to(device).eval(), cfg
+
+
+@torch.inference_mode()
+def predict_visual(model: torch.nn.Module, video: torch.Tensor, device: torch.device) -> np.ndarray:
+    """Class predictions for uint8 clips ``[B, K, 3, S, S]`` from the fused output with no audio, which is
+    the visual branch's (``proportional_fusion`` selects P_v where ``has_audio`` is False)."""
+    B = video.shape[0]
+    has_video = torch.ones(B, dtype=torch.bool, device=device)
+    out = model(normalize_video(video.to(device)), None, has_video, torch.zeros_like(has_video))
+    return out["prob"].argmax(dim=1).cpu().numpy()
+
+
+# ---- preprocessing reference and real data --------------------------------------------------------------
+
+
+def _shape(pre: PreprocessConfig) -> dict[str, int]:
+    return {"frames": pre.frames, "image_size": pre.image_size}
+
+
+def training_preprocess(cfg: Any, checkpoint: str | Path) -> tuple[PreprocessConfig | None, str]:
+    """The preprocessing the recognizer was trained with: its data config (as stored in the checkpoint,
+    with its overrides), else the ``data_config.yaml`` the trainer saved in the run folder; (None, why)
+    when neither can be read."""
+    run_copy = Path(checkpoint).resolve().parent.parent / "data_config.yaml"
+    tried = []
+    for path, overrides in ((resolve_path(cfg.data), cfg.data_overrides), (run_copy, [])):
+        try:
+            return load_data_config(path, overrides).preprocess, str(path)
+        except ConfigError as exc:
+            tried.append(str(exc))
+    return None, "; ".join(tried)
+
+
+def open_real(
+    real: str | Path | None, cfg: Any, split: str, sources: Sequence[str] | None
+) -> tuple[CachedClips, dict[str, Any]]:
+    """The labelled windows of ``split`` (``sources``; default the checkpoint's validation sources) from a
+    prepared cache, a data config (prepared or reused), or by default the checkpoint's own data config."""
+    sources = list(sources) if sources else cfg.train.val_sources
+    if real is not None and cache_format.read_index(real) is not None:
+        cache, origin = Path(real), "cache"
+    else:
+        path, overrides = (
+            (Path(real), []) if real is not None else (resolve_path(cfg.data), cfg.data_overrides)
+        )
+        cache, origin = Path(prepare(load_data_config(path, overrides)).path), f"data config {path}"
+    dataset = CachedClips(cache, split=split, source=sources, labelled_only=True)
+    if len(dataset) == 0:
+        raise FidelityError(f"{cache} has no labelled {split!r} windows from sources {sources or 'all'}")
+    return dataset, {"cache": str(cache), "from": origin, "split": split, "sources": sources}
+
+
+def score_real(model: torch.nn.Module, dataset: CachedClips, device: torch.device, batch_size: int) -> Scored:
+    scored = Scored()
+    loader = make_loader(dataset, batch_size, workers=0)
+    with progress(total=len(dataset), desc="real windows", unit="clip") as bar:
+        for batch in loader:
+            scored.labels += batch["label"].tolist()
+            scored.preds += predict_visual(model, batch["video"], device).tolist()
+            bar.update(len(batch["label"]))
+    return scored
+
+
+# ---- synthetic data -------------------------------------------------------------------------------------
+
+
+def _synthetic_cache_batches(
+    path: Path, pre: PreprocessConfig, batch_size: int, scored: Scored
+) -> tuple[int, Iterator[tuple[torch.Tensor | None, list[int], int]]]:
+    dataset = CachedClips(path, labelled_only=True)
+    if _shape(dataset.preprocess) != _shape(pre):
+        raise FidelityError(
+            f"{path} was prepared with {_shape(dataset.preprocess)}, the recognizer with {_shape(pre)}: "
+            f"pass the synthetic manifest instead (it is preprocessed here) or prepare it again"
+        )
+    unlabelled = len(CachedClips(path)) - len(dataset)
+    if unlabelled:
+        scored.skipped["unlabelled sample"] += unlabelled
+    loader = make_loader(dataset, batch_size, workers=0)
+    return len(dataset), ((b["video"], b["label"].tolist(), len(b["label"])) for b in loader)
+
+
+def _process(job: tuple[Any, PreprocessConfig, bool]) -> RefResult:
+    return process_ref(*job)
+
+
+def _synthetic_manifest_batches(
+    path: Path, pre: PreprocessConfig, faces: str, batch_size: int, scored: Scored
+) -> tuple[int, Iterator[tuple[torch.Tensor | None, list[int], int]]]:
+    refs = manifest.read(path).refs
+    jobs = []
+    for ref in refs:
+        if ref.label == UNLABELLED or not ref.has_video:
+            scored.skipped["unlabelled sample" if ref.has_video else "no frames"] += 1
+            continue
+        detect = pre.face_detector != "none" and needs_detection(ref.domain, ref.video is not None, faces)
+        # Sound plays no part (the visual branch alone is scored): not decoding it saves the time.
+        jobs.append((replace(ref, audio=None), pre, detect))
+
+    def decode(chunk: Sequence[tuple[Any, PreprocessConfig, bool]]) -> tuple[torch.Tensor | None, list[int]]:
+        clips, labels = [], []
+        for result in map(_process, chunk):
+            scored.skipped.update(result.skipped)
+            for warning in result.warnings[:3]:
+                log.warning(warning)
+            for sample in result.samples:
+                clips.append(sample["video"])
+                labels.append(sample["label"])
+        return (torch.from_numpy(np.stack(clips)) if clips else None), labels
+
+    def batches() -> Iterator[tuple[torch.Tensor | None, list[int], int]]:
+        chunks = [jobs[i : i + batch_size] for i in range(0, len(jobs), batch_size)]
+        with ThreadPoolExecutor(max_workers=1) as pool:  # the next chunk decodes while this one runs
+            pending = pool.submit(decode, chunks[0]) if chunks else None
+            for i in range(len(chunks)):
+                video, labels = pending.result()
+                if i + 1 < len(chunks):
+                    pending = pool.submit(decode, chunks[i + 1])
+                yield video, labels, len(chunks[i])
+
+    return len(jobs), batches()
+
+
+def score_synthetic(
+    model: torch.nn.Module,
+    synthetic: str | Path,
+    pre: PreprocessConfig,
+    device: torch.device,
+    *,
+    faces: str = "auto",
+    batch_size: int = 64,
+) -> tuple[Scored, str]:
+    """Visual-branch predictions for the labelled samples of a manifest (CSV or its folder: ``gan-aug
+    generate`` output), preprocessed here as training would, or of a cache prepared the same way."""
+    path, scored = Path(synthetic), Scored()
+    if not path.exists():
+        raise FidelityError(
+            f"{path} does not exist (expected a manifest CSV, its folder, or a prepared cache)"
+        )
+    if path.is_dir() and cache_format.read_index(path) is not None:
+        kind, (total, batches) = "cache", _synthetic_cache_batches(path, pre, batch_size, scored)
+    else:
+        kind = "manifest"
+        total, batches = _synthetic_manifest_batches(path, pre, faces, batch_size, scored)
+    with progress(total=total, desc="synthetic samples", unit="clip") as bar:
+        for video, labels, listed in batches:
+            if video is not None:  # None: every sample of the chunk was skipped (unreadable frames)
+                scored.labels += labels
+                scored.preds += predict_visual(model, video, device).tolist()
+            bar.update(listed)
+    if not scored.labels:
+        raise FidelityError(
+            f"{path}: no labelled synthetic sample with frames (skipped: {dict(scored.skipped)})"
+        )
+    return scored, kind
+
+
+# ---- the report -----------------------------------------------------------------------------------------
+
+
+def recalls(cm: np.ndarray) -> list[float | None]:
+    """Row-normalised diagonal: per true class, the share predicted as that class (None: no samples)."""
+    rows = cm.sum(axis=1)
+    return [float(cm[c, c] / rows[c]) if rows[c] else None for c in range(len(cm))]
+
+
+def fidelity_report(synth: Scored, real: Scored) -> dict[str, Any]:
+    cms = {"synthetic": synth.confusion(), "real": real.confusion()}
+    rec = {k: recalls(cm) for k, cm in cms.items()}
+    counts = {k: cm.sum(axis=1) for k, cm in cms.items()}
+    classes, warnings, coarse = {}, [], []
+    for c, name in enumerate(CLASS_NAMES):
+        n_synth, n_real = int(counts["synthetic"][c]), int(counts["real"][c])
+        if not (n_synth or n_real):
+            continue
+        classes[name] = {
+            "label": c,
+            "n_synth": n_synth,
+            "synth_recall": rec["synthetic"][c],
+            "n_real": n_real,
+            "real_recall": rec["real"][c],
+        }
+        few = [side for side, n in (("synthetic", n_synth), ("real", n_real)) if 0 < n < FEW_SAMPLES]
+        if few:
+            coarse.append(f"{name} ({', '.join(few)})")
+        if n_synth and not n_real:
+            warnings.append(f"{name}: no real samples in the split to compare the synthetic recall with")
+    if coarse:
+        warnings.append(f"fewer than {FEW_SAMPLES} samples, so a coarse recall: {', '.join(coarse)}")
+    both = [name for name, c in classes.items() if c["n_synth"] and c["n_real"]]
+    overall = {
+        "n_synth": int(cms["synthetic"].sum()),
+        "n_real": int(cms["real"].sum()),
+        "synth_accuracy": float(np.trace(cms["synthetic"]) / max(cms["synthetic"].sum(), 1)),
+        "real_accuracy": float(np.trace(cms["real"]) / max(cms["real"].sum(), 1)),
+        # Mean over the classes present on both sides: the two means compare like with like.
+        "classes_compared": both,
+        "synth_mean_recall": float(np.mean([classes[n]["synth_recall"] for n in both])) if both else None,
+        "real_mean_recall": float(np.mean([classes[n]["real_recall"] for n in both])) if both else None,
+    }
+    return {
+        "classes": classes,
+        "overall": overall,
+        "confusion": {k: cm.tolist() for k, cm in cms.items()},
+        "warnings": warnings,
+    }
+
+
+def run_fidelity(
+    checkpoint: str | Path,
+    synthetic: str | Path,
+    out_dir: str | Path,
+    *,
+    real: str | Path | None = None,
+    split: str = "val",
+    real_sources: Sequence[str] | None = None,
+    faces: str = "auto",
+    batch_size: int = 64,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Score both sides, write ``fidelity.json`` and the two confusion-matrix PNGs into ``out_dir``."""
+    if faces not in FACES:
+        raise FidelityError(f"--faces {faces!r}: one of {', '.join(FACES)}")
+    device_ = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model, cfg = load_recognizer(checkpoint, device_)
+    dataset, real_info = open_real(real, cfg, split, real_sources)
+    pre, pre_origin = training_preprocess(cfg, checkpoint)
+    notes = []
+    if pre is None:
+        pre = dataset.preprocess
+        pre_origin = f"real cache {real_info['cache']}"
+        notes.append(
+            f"the recognizer's data config cannot be read ({pre_origin}); preprocessing as that cache"
+        )
+    elif _shape(dataset.preprocess) != _shape(pre):
+        raise FidelityError(
+            f"the real data ({real_info['cache']}) was prepared with {_shape(dataset.preprocess)}, the "
+            f"recognizer trained with {_shape(pre)} ({pre_origin}): give --real data prepared the same way"
+        )
+    synth, kind = score_synthetic(model, synthetic, pre, device_, faces=faces, batch_size=batch_size)
+    real_scored = score_real(model, dataset, device_, batch_size)
+    report = fidelity_report(synth, real_scored)
+    report["warnings"] = notes + report["warnings"]
+    report["settings"] = {
+        "checkpoint": str(checkpoint),
+        "synthetic": {"source": str(synthetic), "kind": kind, "skipped": dict(synth.skipped)},
+        "real": real_info,
+        "preprocess": _shape(pre) | {"from": pre_origin, "faces": faces},
+        "branch": "visual: fused output with has_audio=False",
+        "unit": "sample (K-frame clip; a real window is labelled by the majority of its frames)",
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / FIDELITY_JSON).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    overall = report["overall"]
+    plot_confusion(
+        np.asarray(report["confusion"]["synthetic"]),
+        out / SYNTH_PNG,
+        f"synthetic: {overall['n_synth']} samples, recognised {overall['synth_accuracy']:.1%}",
+    )
+    plot_confusion(
+        np.asarray(report["confusion"]["real"]),
+        out / REAL_PNG,
+        f"real {split}: {overall['n_real']} windows, recognised {overall['real_accuracy']:.1%} (visual)",
+    )
+    return report
+
+
+# ---- `gan-aug fidelity` ---------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--checkpoint", type=Path, required=True, help="recognizer checkpoint trained on real target data")
+    add(
+        "--synthetic",
+        type=Path,
+        required=True,
+        help="gan-aug generate output (folder or manifest CSV) or a cache",
+    )
+    add(
+        "--real",
+        type=Path,
+        default=None,
+        help="real data: a data config YAML or a prepared cache (default: the checkpoint's data config)",
+    )
+    add("--split", default="val", choices=("train", "val", "test"), help="real split to compare with")
+    add(
+        "--real-sources", default=None, help="comma-separated sources (default: the checkpoint's val_sources)"
+    )
+    add(
+        "--faces", choices=FACES, default="auto", help="face handling of synthetic frames, as in data configs"
+    )
+    add("--out", type=Path, required=True, help=f"output folder: {FIDELITY_JSON}, {SYNTH_PNG}, {REAL_PNG}")
+    add("--batch-size", type=int, default=64)
+    add("--device", default=None, help="cuda, cpu (default: cuda if available)")
+
+
+def run(args: argparse.Namespace) -> int:
+    sources = [s.strip() for s in args.real_sources.split(",") if s.strip()] if args.real_sources else None
+    report = run_fidelity(
+        args.checkpoint,
+        args.synthetic,
+        args.out,
+        real=args.real,
+        split=args.split,
+        real_sources=sources,
+        faces=args.faces,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    for warning in report["warnings"]:
+        log.warning(warning)
+    print(f"{'class':<10} {'n_synth':>7} {'synth':>6} {'n_real':>7} {'real':>6}")
+    for name, c in report["classes"].items():
+        rates = [f"{r:6.3f}" if r is not None else f"{'-':>6}" for r in (c["synth_recall"], c["real_recall"])]
+        print(f"{name:<10} {c['n_synth']:>7} {rates[0]} {c['n_real']:>7} {rates[1]}")
+    print(f"written to {args.out}")
+    return 0

@@ -1,0 +1,86 @@
+"""The whole chain (`make demo`'s `recognizer chain`) on the tiny corpus: every step runs as the command a
+user would type, and the report's numbers agree with the metric files they came from."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import statistics
+
+import pytest
+
+from expr_common.runs import repo_root
+from gan_aug.fid_weights import WEIGHTS_FILE
+from recognizer.cli import main
+
+TINY_CHAIN = str(repo_root() / "configs" / "chain" / "tiny.yaml")
+
+
+@pytest.fixture
+def torch_home(weights, tmp_path, monkeypatch):
+    """A torch hub cache holding the converted FID weights, where the chain's `gan-aug fid-weights`
+    step finds them (no download in the test)."""
+    home = tmp_path / "torch"
+    (home / "hub" / "checkpoints").mkdir(parents=True)
+    shutil.copy(weights, home / "hub" / "checkpoints" / WEIGHTS_FILE)
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
+
+
+def test_chain_on_tiny_writes_a_report_that_agrees_with_its_sources(
+    tiny_corpus, torch_home, tmp_path, capsys
+):
+    run = tmp_path / "chain"
+    argv = ["chain", "--config", TINY_CHAIN, "--run-dir", str(run)]
+    argv += ["--set", f"data_overrides=[cache.root={tmp_path / 'cache'}]"]
+    assert main(argv) == 0
+    assert f"report written to {run / 'report.md'}" in capsys.readouterr().out
+    report = (run / "report.md").read_text()
+    numbers = json.loads((run / "report.json").read_text())
+
+    # Arms: each seed's number is the run's own selection, and the table shows their mean and std.
+    for body in numbers["arms"].values():
+        seeds = []
+        for file in body["files"]:
+            summary = json.loads(open(file).read())
+            selection = json.loads(open(file.replace("summary.json", "selection.json")).read())
+            assert summary["selection"]["val_macro_f1"] == selection["val_macro_f1"]
+            seeds.append(selection["val_macro_f1"])
+        assert body["seeds"] == seeds and len(seeds) == 2
+        assert body["mean"] == pytest.approx(statistics.fmean(seeds))
+        assert body["std"] == pytest.approx(statistics.stdev(seeds))
+        assert f"{body['mean']:.3f} +- {body['std']:.3f}" in report
+    # The synthetic arm really trained on synthetic samples; the source-real arm on AFEW / CK+ samples.
+    for arm in ("synthetic", "source_real"):
+        extra = json.loads((run / "arms" / arm / "seed0" / "extra_data.json").read_text())
+        assert extra[0]["name"] == arm and extra[0]["used"] > 0
+
+    # FID and KID: the report's values are the FID report's.
+    fid = json.loads((run / "fid" / "report.json").read_text())
+    assert numbers["fid"]["fid"] == fid["fid"] and f"| {fid['fid']:.1f} |" in report
+    assert "floor" in fid and f"| {fid['floor']['fid']:.1f} |" in report
+    assert fid["n"] == 24 and fid["floor"]["n"] <= fid["real"]["available"]
+    # Class fidelity: the table rows are fidelity.json's.
+    fidelity = json.loads((run / "fidelity" / "fidelity.json").read_text())
+    for name, row in fidelity["classes"].items():
+        if row["synth_recall"] is not None:
+            assert re.search(rf"\| {name} \| {row['synth_recall']:.2f} \| {row['n_synth']} \|", report)
+    # The fusion grid printed is the baseline's selection.
+    selection = json.loads((run / "ablation" / "gcsa_cf_av" / "seed0" / "selection.json").read_text())
+    assert numbers["fusion"]["grid"] == selection["grid"]
+    assert f"Chosen m={selection['m']}, n={selection['n']}" in report
+    # The ablation table is the ablation's own.
+    ablation = json.loads((run / "ablation" / "ablation.json").read_text())
+    v = ablation["cells"]["gcsa_cf"]["av"]
+    assert f"{100 * v['mean']:.2f}" in report
+    # Figures exist where the report points.
+    for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):
+        assert (run / target).is_file(), target
+    assert "## Did the synthetic data help?" in report
+
+    # A second call finds every step done and only rewrites the report.
+    marks = sorted(p.name for p in (run / "done").iterdir())
+    assert main(argv) == 0
+    assert sorted(p.name for p in (run / "done").iterdir()) == marks
+    assert json.loads((run / "report.json").read_text())["arms"] == numbers["arms"]

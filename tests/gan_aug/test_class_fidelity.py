@@ -1,0 +1,203 @@
+"""`gan-aug fidelity`: a recognizer's per-class recall on synthetic samples beside real validation windows.
+The recognizer is built from the tiny config with untrained features and a visual head fitted to them in
+closed form (so that its predictions vary between inputs, which is all the bookkeeping needs); the
+synthetic samples come from an untrained tiny GAN or are real windows written back out as PNG clips."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torchvision.io import write_png
+
+from expr_common.checkpoint import save_checkpoint
+from expr_common.data.config import PreprocessConfig, load_data_config
+from expr_common.data.dataset import CachedClips, make_loader, normalize_video
+from expr_common.data.faces import face_crops, read_image
+from expr_common.data.frames import sample_indices
+from expr_common.data.prepare import prepare
+from expr_common.labels import CLASS_NAMES
+from expr_common.runs import repo_root
+from gan_aug.cli import main
+from gan_aug.config import DiscriminatorConfig, GanModelConfig, GeneratorConfig
+from gan_aug.fidelity import (
+    FIDELITY_JSON,
+    REAL_PNG,
+    SYNTH_PNG,
+    FidelityError,
+    Scored,
+    _synthetic_manifest_batches,
+    run_fidelity,
+)
+from gan_aug.generate import generate
+from gan_aug.networks import build_networks
+from gan_aug.train_config import GanTrainConfig
+from recognizer.model import AudioVisualRecognizer
+from recognizer.settings import load_recognizer_config
+
+TINY_DATA = repo_root() / "configs" / "data" / "synthetic_tiny.yaml"
+TINY_RECOGNIZER = repo_root() / "configs" / "recognizer" / "tiny.yaml"
+HEADER = ["sample_id", "frames", "audio", "label", "split", "subject", "domain"]
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tiny_corpus: Path, data_dir: Path) -> Path:
+    """The tiny corpus prepared once (the path and config the GAN tests use, so a session builds it once)."""
+    out = data_dir / "cache" / "gan_synthetic_tiny"
+    return Path(prepare(load_data_config(TINY_DATA, [f"cache.root={out}"])).path)
+
+
+def _recognizer(tiny_cache: Path, folder: Path, *overrides: str, varied: bool = False) -> Path:
+    cfg = load_recognizer_config(TINY_RECOGNIZER, [f"data_overrides=[cache.root={tiny_cache}]", *overrides])
+    torch.manual_seed(0)
+    model = AudioVisualRecognizer(cfg.model)
+    if varied:  # untrained features, but a head fitted to them: predictions that differ between inputs
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.momentum = None  # running statistics = the plain mean over the batches below
+        # Fitted to the validation windows the tests score: on them its predictions are bound to vary
+        # (fitted to other subjects, 16 untrained features may well call every validation window one class).
+        windows = CachedClips(tiny_cache, split="val", source="affwild2", labelled_only=True)
+        with torch.no_grad():
+            model.train()
+            batches = list(make_loader(windows, 16, workers=0))
+            for batch in batches:
+                model(normalize_video(batch["video"]), None)
+            model.eval()
+            features = torch.cat([model.visual(normalize_video(b["video"])) for b in batches]).double()
+            x = torch.cat([features, torch.ones(len(features), 1, dtype=torch.float64)], dim=1)
+            y = torch.nn.functional.one_hot(torch.cat([b["label"] for b in batches]), 8).double()
+            w = torch.linalg.solve(x.T @ x + 1e-3 * torch.eye(x.shape[1], dtype=torch.float64), x.T @ y)
+            model.head_v[1].weight.copy_(w[:-1].T)  # ridge regression onto one-hot labels
+            model.head_v[1].bias.copy_(w[-1])
+    return save_checkpoint(folder / "checkpoints" / "best.pt", {"model": model.state_dict()}, cfg)
+
+
+@pytest.fixture(scope="module")
+def recognizer_checkpoint(tiny_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _recognizer(tiny_cache, tmp_path_factory.mktemp("recognizer"), varied=True)
+
+
+@pytest.fixture(scope="module")
+def gan_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    model = GanModelConfig(
+        generator=GeneratorConfig(resolution=32, width=4, z_dim=16, embed_dim=8),
+        discriminator=DiscriminatorConfig(resolution=32, width=4),
+    )
+    G, _ = build_networks(model)
+    path = tmp_path_factory.mktemp("gan") / "last.pt"
+    return save_checkpoint(path, {"G_ema": G.state_dict(), "step": 1}, GanTrainConfig(model=model))
+
+
+def _check_report(report: dict, out: Path) -> None:
+    """Counts add up, rates are in [0, 1] and are the row-normalised diagonals of the stored matrices."""
+    for side, n_key, rate_key in (
+        ("synthetic", "n_synth", "synth_recall"),
+        ("real", "n_real", "real_recall"),
+    ):
+        cm = np.asarray(report["confusion"][side])
+        assert cm.shape == (8, 8) and report["overall"][n_key] == cm.sum()
+        for name, row in report["classes"].items():
+            c = CLASS_NAMES.index(name)
+            assert row["label"] == c and row[n_key] == cm[c].sum()
+            if row[n_key]:
+                assert 0.0 <= row[rate_key] <= 1.0 and row[rate_key] == pytest.approx(cm[c, c] / cm[c].sum())
+            else:
+                assert row[rate_key] is None
+    assert (out / FIDELITY_JSON).is_file() and (out / SYNTH_PNG).is_file() and (out / REAL_PNG).is_file()
+    assert (out / SYNTH_PNG).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fidelity_real_windows_written_as_clips_score_as_the_real_ones(
+    recognizer_checkpoint: Path, tiny_cache: Path, tmp_path: Path
+):
+    """The same pixels through the synthetic path (PNG clips + manifest, preprocessed here) and the real
+    path (the prepared cache) give the same predictions: the preprocessing and the branch are the same."""
+    val = CachedClips(tiny_cache, split="val", source="affwild2", labelled_only=True)
+    synthetic, rows = tmp_path / "as_synthetic", []
+    for i in range(len(val)):
+        item = val[i]
+        for k, frame in enumerate(item["video"]):  # K crops [3, S, S] -> 00001.png ...
+            (synthetic / f"w{i}").mkdir(parents=True, exist_ok=True)
+            write_png(frame, str(synthetic / f"w{i}" / f"{k + 1:05d}.png"))
+        rows.append([f"w{i}", f"w{i}", "", CLASS_NAMES[int(item["label"])], "train", f"w{i}", "synthetic"])
+    with (synthetic / "manifest.csv").open("w", newline="") as handle:
+        csv.writer(handle).writerows([HEADER, *rows])
+
+    report = run_fidelity(recognizer_checkpoint, synthetic, tmp_path / "out")
+    _check_report(report, tmp_path / "out")
+    assert report["settings"]["preprocess"] | {"from": None} == {
+        "frames": 4,
+        "image_size": 48,
+        "from": None,
+    } | {"faces": "auto"}
+    assert (
+        report["settings"]["real"]["sources"] == ["affwild2"] and report["settings"]["real"]["split"] == "val"
+    )
+    assert report["overall"]["n_synth"] == report["overall"]["n_real"] == len(val)
+    assert report["confusion"]["synthetic"] == report["confusion"]["real"]
+    assert np.count_nonzero(np.asarray(report["confusion"]["real"]).sum(axis=0)) >= 2  # varied predictions
+    for row in report["classes"].values():
+        assert row["n_synth"] == row["n_real"] and row["synth_recall"] == row["real_recall"]
+    assert report["overall"]["synth_mean_recall"] == report["overall"]["real_mean_recall"]
+
+
+def test_fidelity_on_generated_faces_and_clips(
+    recognizer_checkpoint: Path, gan_checkpoint: Path, tmp_path: Path
+):
+    faces = generate(gan_checkpoint, tmp_path / "faces", counts="Fear=3,Disgust=2").out  # 32 px single faces
+    clips = generate(gan_checkpoint, tmp_path / "clips", counts="Anger=2", clip_len=6).out  # 6-frame clips
+    pre = PreprocessConfig(frames=4, image_size=48)
+
+    # Preprocessed as training prepares data: a face repeated K times, a clip sampled to K frames, 48 px.
+    scored = Scored()
+    total, batches = _synthetic_manifest_batches(faces / "manifest.csv", pre, "auto", 64, scored)
+    video, labels, _ = next(batches)
+    assert total == 5 and video.shape == (5, 4, 3, 48, 48) and sorted(labels) == [2, 2, 3, 3, 3]
+    assert all(torch.equal(video[i, 0], video[i, k]) for i in range(5) for k in range(4))
+    _, batches = _synthetic_manifest_batches(clips, pre, "auto", 64, scored)
+    video, labels, _ = next(batches)
+    assert video.shape == (2, 4, 3, 48, 48) and labels == [1, 1]
+    frames = sorted((clips / "Anger").iterdir())[0].glob("*.png")
+    images = [read_image(str(p)) for p in sorted(frames)]
+    chosen = sample_indices(0, len(images), 4)
+    expected, _ = face_crops([images[i] for i in chosen], chosen, size=48, detect=False)
+    assert torch.equal(video[0], torch.from_numpy(expected))
+
+    out = tmp_path / "fidelity"
+    argv = [
+        "fidelity",
+        "--checkpoint",
+        str(recognizer_checkpoint),
+        "--synthetic",
+        str(faces),
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    report = json.loads((out / FIDELITY_JSON).read_text())
+    _check_report(report, out)
+    assert {k for k, c in report["classes"].items() if c["n_synth"]} == {"Disgust", "Fear"}
+    assert report["classes"]["Fear"]["n_synth"] == 3 and report["classes"]["Disgust"]["n_synth"] == 2
+    assert report["overall"]["n_synth"] == 5 and report["overall"]["classes_compared"] == ["Disgust", "Fear"]
+    assert report["settings"]["synthetic"]["kind"] == "manifest"
+    assert report["settings"]["branch"].startswith("visual")
+
+
+def test_fidelity_takes_a_prepared_cache_and_refuses_an_audio_only_model(
+    recognizer_checkpoint: Path, tiny_cache: Path, tmp_path: Path
+):
+    report = run_fidelity(recognizer_checkpoint, tiny_cache, tmp_path / "cache_out", batch_size=16)
+    labelled = CachedClips(tiny_cache, labelled_only=True)
+    assert report["settings"]["synthetic"]["kind"] == "cache" and report["overall"]["n_synth"] == len(
+        labelled
+    )
+    _check_report(report, tmp_path / "cache_out")
+    audio_only = _recognizer(tiny_cache, tmp_path / "audio", "model.modalities=a")
+    with pytest.raises(FidelityError, match="audio-only"):
+        run_fidelity(audio_only, tiny_cache, tmp_path / "never")
