@@ -5,7 +5,8 @@ its best, measured, not a datasheet figure. Per config (recognizer demo + paper,
 model FLOPs of one training step, counted by torch.utils.flop_counter.FlopCounterMode on the untimed
 warm-up step (forward + backward; matmuls and convolutions, a multiply-add = 2 FLOPs; optimizer,
 augmentation and elementwise work are not model FLOPs; every step does the same work: the GAN configs have
-R1 off), times the timed steps, divided by their wall time: achieved FLOP/s, and MFU = achieved / peak.
+R1 off), times the timed steps, divided by their wall time: achieved FLOP/s, and MFU = achieved / peak,
+with the peak measured again just before each config.
 The steps are the trainers' own: the recognizer's forward + coarse-fine loss + backward + clipped SGD step
 under accelerate's autocast, the GAN's `training_step` (d_steps D phases, a G phase, the EMA update); on
 CUDA with bf16 autocast and channels_last (the trainers' CUDA defaults).
@@ -77,7 +78,7 @@ def matmul_peak(device: torch.device, n: int, repeats: int) -> dict:
         a @ b
         _sync(device)
         best = min(best, time.perf_counter() - start)
-    return {"dtype": str(dtype).removeprefix("torch."), "n": n, "flop_per_s": 2 * n**3 / best}
+    return {"dtype": str(dtype).removeprefix("torch."), "flop_per_s": 2 * n**3 / best}
 
 
 def timed_and_counted(step: Callable[[], None], steps: int, device: torch.device) -> tuple[float, int]:
@@ -194,13 +195,18 @@ def main() -> None:
     # bf16 autocast on CUDA (the shipped accelerate configs' precision); float32 on the CPU.
     accelerator = Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda else "no")
     device = accelerator.device
-    peak = matmul_peak(device, args.matmul_n or (8192 if cuda else 2048), repeats=10 if cuda else 5)
-    results = {}
+    n = args.matmul_n or (8192 if cuda else 2048)
+    results, peaks = {}, []
     for name in args.configs:
         kind, path = CONFIGS[name]
+        # The peak is measured next to each config: on a shared machine the cores one gets change by the
+        # minute (this benchmark has seen the same CPU matmul at 57 and 189 GFLOP/s an hour apart).
+        peak = matmul_peak(device, n, repeats=10 if cuda else 5)
+        peaks.append(peak["flop_per_s"])
         torch.manual_seed(0)
         case = recognizer_case if kind == "recognizer" else gan_case
         result = case(name, path, accelerator, args.steps, args.batch_size)
+        result["peak_flop_per_s"] = round(peak["flop_per_s"])
         result["mfu"] = round(result["achieved_flop_per_s"] / peak["flop_per_s"], 4)
         result["achieved_flop_per_s"] = round(result["achieved_flop_per_s"])
         results[name] = {"config": path, **result}
@@ -215,7 +221,11 @@ def main() -> None:
                     "channels_last": "trainers' default (CUDA only)",
                     "flops": "FlopCounterMode on the warm-up step: forward + backward, 2 per multiply-add",
                 },
-                "peak": {**peak, "flop_per_s": round(peak["flop_per_s"])},
+                "peak": {
+                    "matmul": f"{n} x {n} @ {n} x {n}, {peak['dtype']}, best of its runs",
+                    "flop_per_s_min": round(min(peaks)),
+                    "flop_per_s_max": round(max(peaks)),
+                },
                 "results": results,
                 "peak_rss_mb": round(peak_rss_mb(), 1),
                 "peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,

@@ -180,7 +180,7 @@ def train(
         # Skips a killed write's temp file; falls back to last.prev.pt if last.pt is unreadable (both logged).
         state, source = load_resume_checkpoint(out.last_checkpoint, tidy=main)
         trainer.load_state_dict(state)
-        set_rng_state(state["rng"])
+        saved_rng = state["rng"]  # restored once the loader has started (it draws a seed from torch)
         best = state.get("best")
         log.info("resumed %s from %s at step %d", out.root, source, trainer.step)
     if fid_hook is None and loop.fid_every > 0 and main:  # only the main process evaluates and writes
@@ -212,6 +212,8 @@ def train(
     # starts iterating, and batch_loader's signature stays device-free.
     loader.pin_memory = acc.device.type == "cuda"
     loader = iter(loader)
+    if resume:
+        set_rng_state(saved_rng)  # as the uninterrupted run's RNG stood at this step
     result = TrainResult(out, trainer.step, best=best)
     busy_s, busy_images = 0.0, 0
     bar = progress(total=loop.steps, desc="gan train", unit="step", enabled=main)

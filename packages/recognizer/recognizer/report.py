@@ -90,18 +90,17 @@ def verdict(arms: dict[str, Any]) -> str:
     diff = syn["mean"] - base["mean"]
     spread = max(base["std"], syn["std"], 1e-9)
     n = len(base["seeds"])
+    spread_text = (
+        f"against a seed-to-seed std of {base['std']:.3f} (baseline) and {syn['std']:.3f} (+ synthetic) "
+        f"over {n} seeds"
+    )
+    raised = f"The synthetic data raised macro-F1 by {diff:+.3f}"
     if diff > spread:
-        head = (
-            f"**Yes.** The synthetic data raised macro-F1 by {diff:+.3f}, more than the seed-to-seed spread"
-        )
+        text = f"**Yes.** {raised}, more than the spread ({spread_text})."
     elif diff > 0:
-        head = (
-            f"**Not clearly.** The synthetic data raised macro-F1 by {diff:+.3f}, within the seed-to-seed "
-            "spread"
-        )
+        text = f"**Not clearly.** {raised}, within the spread ({spread_text})."
     else:
-        head = f"**No.** With the synthetic data macro-F1 changed by {diff:+.3f}; the spread across seeds is"
-    text = f"{head} (std {base['std']:.3f} baseline, {syn['std']:.3f} + synthetic, {n} seeds)."
+        text = f"**No.** With the synthetic data macro-F1 changed by {diff:+.3f} ({spread_text})."
     gains, losses = [], []
     for name in CLASS_NAMES:
         b, s = base["per_class_f1"][name], syn["per_class_f1"][name]
