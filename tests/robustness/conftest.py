@@ -14,6 +14,12 @@ from expr_common.logs import get_logger
 from expr_common.runs import read_metrics
 
 
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    """A scratch folder per fuzz module: hypothesis examples overwrite their files in it."""
+    return tmp_path_factory.mktemp("fuzz")
+
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     threads = torch.get_num_threads()

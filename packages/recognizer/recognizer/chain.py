@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,7 +84,7 @@ class Task:
     name: str
     commands: list[list[str]]  # run one after the other
     deps: tuple[str, ...] = ()
-    after: object = None  # a callable run in this process once the commands succeeded
+    after: Callable[[], object] | None = None  # run in this process once the commands succeeded
 
 
 class ChainError(RuntimeError):
@@ -255,7 +256,7 @@ def _execute(task: Task, log_file: Path, env: dict[str, str]) -> float:
                     f"step {task.name} failed (exit {code}): {' '.join(cmd)}\n"
                     f"last lines of {log_file}:\n" + "\n".join(tail)
                 )
-    if callable(task.after):
+    if task.after is not None:
         task.after()
     return time.perf_counter() - started
 

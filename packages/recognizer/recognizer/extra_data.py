@@ -9,6 +9,7 @@ only in where the added faces come from. Extra data is used for training only, n
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -90,7 +91,7 @@ class TrainingMix(Dataset):
         return torch.bincount(labelled, minlength=NUM_CLASSES)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        part = next(p for p in range(len(self.parts)) if i < self.offsets[p + 1])
+        part = bisect.bisect_right(self.offsets, i) - 1  # the part whose [offset, next offset) holds i
         dataset, rows, weight = self.parts[part]
         item = dataset[int(rows[i - self.offsets[part]])]
         item["index"] = torch.tensor(i)

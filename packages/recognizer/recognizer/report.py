@@ -48,39 +48,40 @@ def arm_runs(root: Path, seeds: int) -> dict[str, list[Path]]:
     }
 
 
-def arm_table(root: Path, seeds: int) -> dict[str, Any]:
-    """Per arm: the selected validation macro-F1 of each seed (best checkpoint, fusion and smoothing chosen
-    on validation), its mean and sample std, and the mean per-class F1."""
-    arms: dict[str, Any] = {}
-    for arm, runs in arm_runs(root, seeds).items():
-        summaries = [_summary(r) for r in runs]
-        f1 = [s["selection"]["val_macro_f1"] for s in summaries]
-        mean, std = _mean_std(f1)
-        per_class: dict[str, float | None] = {}
+def seed_stats(runs: list[Path], per_class: bool = False) -> dict[str, Any]:
+    """The selected validation macro-F1 of each seed's run (best checkpoint, fusion and smoothing chosen on
+    validation), their mean and sample std, the summary files, and optionally the mean per-class F1."""
+    summaries = [_summary(r) for r in runs]
+    f1 = [s["selection"]["val_macro_f1"] for s in summaries]
+    mean, std = _mean_std(f1)
+    body: dict[str, Any] = {"seeds": f1, "mean": mean, "std": std, "files": [s["_file"] for s in summaries]}
+    if per_class:
+        body["per_class_f1"] = {}
         for name in CLASS_NAMES:
             values = [s["selection"]["val_metrics"]["per_class_f1"][name] for s in summaries]
             values = [v for v in values if v is not None]
-            per_class[name] = statistics.fmean(values) if values else None
-        arms[arm] = {
-            "seeds": f1,
-            "mean": mean,
-            "std": std,
-            "per_class_f1": per_class,
-            "files": [s["_file"] for s in summaries],
-        }
-    return arms
+            body["per_class_f1"][name] = statistics.fmean(values) if values else None
+    return body
+
+
+def arm_table(root: Path, seeds: int) -> dict[str, Any]:
+    """Per arm: :func:`seed_stats` with the per-class F1."""
+    return {arm: seed_stats(runs, per_class=True) for arm, runs in arm_runs(root, seeds).items()}
 
 
 def modality_table(root: Path, cfg) -> dict[str, Any]:
-    """The + GCSA + CF cells per modality over every seed (selected validation macro-F1)."""
-    table: dict[str, Any] = {}
-    for modality in cfg.ablation_modalities:
-        runs = [root / "ablation" / f"gcsa_cf_{modality}" / f"seed{s}" for s in range(cfg.seeds)]
-        summaries = [_summary(run) for run in runs]
-        f1 = [s["selection"]["val_macro_f1"] for s in summaries]
-        mean, std = _mean_std(f1)
-        table[modality] = {"seeds": f1, "mean": mean, "std": std, "files": [s["_file"] for s in summaries]}
-    return table
+    """The + GCSA + CF cells per modality over every seed."""
+    return {
+        modality: seed_stats(
+            [root / "ablation" / f"gcsa_cf_{modality}" / f"seed{s}" for s in range(cfg.seeds)]
+        )
+        for modality in cfg.ablation_modalities
+    }
+
+
+def _seed_row(label: str, body: dict[str, Any]) -> str:
+    seeds_text = ", ".join(f"{v:.3f}" for v in body["seeds"])
+    return f"| {label} | {body['mean']:.3f} +- {body['std']:.3f} | {seeds_text} |"
 
 
 def verdict(arms: dict[str, Any]) -> str:
@@ -282,9 +283,7 @@ def write_report(cfg, root: Path, timings: dict[str, float], wall_s: float) -> P
         "| arm | macro-F1 | seeds |",
         "|---|---|---|",
     ]
-    for arm, body in arms.items():
-        seeds_text = ", ".join(f"{v:.3f}" for v in body["seeds"])
-        md.append(f"| {ARM_LABELS[arm]} | {body['mean']:.3f} +- {body['std']:.3f} | {seeds_text} |")
+    md += [_seed_row(ARM_LABELS[arm], body) for arm, body in arms.items()]
     md += [
         "",
         "Per-class F1 (mean over seeds):",
@@ -339,9 +338,7 @@ def write_report(cfg, root: Path, timings: dict[str, float], wall_s: float) -> P
     modalities = modality_table(root, cfg)
     md += ["", "## V+A against V and A (+ GCSA + CF, the full model)", ""]
     md += ["| branches | macro-F1 | seeds |", "|---|---|---|"]
-    for modality, body in modalities.items():
-        seeds_text = ", ".join(f"{v:.3f}" for v in body["seeds"])
-        md.append(f"| {MODALITIES[modality]} | {body['mean']:.3f} +- {body['std']:.3f} | {seeds_text} |")
+    md += [_seed_row(MODALITIES[modality], body) for modality, body in modalities.items()]
     md += [
         "",
         "## Ablation (the paper's Table 1 rows on this data)",
