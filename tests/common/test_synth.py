@@ -291,3 +291,32 @@ def test_cli_reuse_keeps_a_matching_corpus_and_rebuilds_a_different_one(tmp_path
     assert "reused" in capsys.readouterr().out and marker.exists()
     assert main(args + ["--reuse", "--seed", "5"]) == 0  # other settings: rebuilt
     assert "reused" not in capsys.readouterr().out and not marker.exists()
+
+
+def test_affwild2_crops_are_tight_aligned_faces(tmp_path):
+    """With crop_zoom the crop is the centre of the face box, enlarged: it matches the centre of an
+    unzoomed crop scaled up far better than the unzoomed crop itself (same seed, same draws)."""
+    from dataclasses import replace
+
+    from expr_common.synth import affwild2
+
+    spec = preset("tiny").affwild2
+    with pytest.raises(ValueError, match="crop_zoom"):
+        replace(spec, crop_zoom=0.9)
+    crops = {}
+    for zoom in (1.0, 1.5):
+        zoomed = replace(spec, crop_zoom=zoom)
+        job = affwild2.plan(zoomed, np.random.default_rng(0), 0)[1]
+        root = tmp_path / str(zoom)
+        affwild2.render_video(job, root, zoomed)
+        track = job.tracks[0]
+        frame = next(i for i, m in enumerate(track.missing) if not m)
+        path = root / affwild2.CROPS_DIR / track.name / f"{frame + 1:05d}.jpg"
+        crops[zoom] = np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
+    size = spec.crop_size
+    assert crops[1.5].shape == (size, size, 3)
+    inner = int(round(size / 1.5))
+    lo = (size - inner) // 2
+    centre = Image.fromarray((crops[1.0][lo : lo + inner, lo : lo + inner] * 255).astype(np.uint8))
+    enlarged = np.asarray(centre.resize((size, size), Image.BILINEAR), np.float32) / 255
+    assert np.abs(crops[1.5] - enlarged).mean() < 0.5 * np.abs(crops[1.5] - crops[1.0]).mean()

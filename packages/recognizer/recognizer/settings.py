@@ -76,6 +76,9 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False  # deterministic kernels: bit-exact resume on CPU, slower on GPU
     balanced: bool = False  # class-balanced sampling of the training windows (rare classes decide F1)
+    # Chance that a V+A training sample hides its audio or its video (one of the two, evenly): keeps the
+    # branches learning on their own inside the fused loss (recognizer/modality_dropout.py). 0 = paper.
+    modality_dropout: float = 0.0
     workers: int = 2  # DataLoader processes
     channels_last: bool | None = None  # NHWC activations; None = on for CUDA (tensor cores), off on CPU
     compile: bool = False  # torch.compile the model: faster steps on GPU after a compile of a minute or so
@@ -84,6 +87,10 @@ class TrainConfig:
     log_every: int = 10  # steps between metrics.jsonl lines
     smoothing_windows: tuple[int, ...] = (1, 3, 5, 9, 15, 25)  # frames; chosen on validation
     max_steps_per_epoch: int | None = None  # cap (quick checks); None = the whole loader
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.modality_dropout <= 1.0:
+            raise ValueError(f"train.modality_dropout must be in [0, 1], got {self.modality_dropout}")
 
 
 @dataclass

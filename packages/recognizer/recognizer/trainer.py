@@ -41,6 +41,7 @@ from recognizer.evaluation import (
 )
 from recognizer.extra_data import TrainingMix, extra_data_config, extra_summary, select_extra
 from recognizer.losses import build_loss, recognizer_loss
+from recognizer.modality_dropout import drop_modalities
 from recognizer.model import AudioVisualRecognizer
 from recognizer.settings import OptimConfig, RecognizerConfig, TrainConfig
 
@@ -251,16 +252,17 @@ def train(
         for i, batch in enumerate(bar):
             if cfg.train.max_steps_per_epoch is not None and i >= cfg.train.max_steps_per_epoch:
                 break
+            has_audio, has_video = drop_modalities(
+                batch["has_audio"], batch["has_video"], cfg.train.modality_dropout
+            )
             with accelerator.autocast():
-                out = model(
-                    normalize_video(batch["video"]), batch["audio"], batch["has_video"], batch["has_audio"]
-                )
+                out = model(normalize_video(batch["video"]), batch["audio"], has_video, has_audio)
                 parts = recognizer_loss(
                     loss_fn,
                     out,
                     batch["label"],
-                    batch["has_audio"],
-                    batch["has_video"],
+                    has_audio,
+                    has_video,
                     cfg.loss.aux_weight,
                     batch.get("weight"),
                 )

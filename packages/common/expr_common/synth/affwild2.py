@@ -175,14 +175,17 @@ def render_video(job: VideoJob, root: Path, spec: AffWild2Spec) -> list[dict]:
         crop_dir.mkdir(parents=True, exist_ok=True)
         quality = int(rng.integers(style.jpeg_quality[0], style.jpeg_quality[1] + 1))
         wander = rng.normal(0, 0.04 * side, (n, 2)).cumsum(axis=0) * 0.2
+        render_size = max(spec.crop_size, int(round(spec.crop_size * spec.crop_zoom)))
+        lo = (render_size - spec.crop_size) // 2
         for i, (aus, pose) in enumerate(poses):
             x0 = int(np.clip(cx + wander[i, 0], 0, spec.width - side))
             y0 = int(np.clip(cy + wander[i, 1], 0, spec.height - side))
-            crop = styles.draw_face(
-                frames[i], (x0, y0, side), identity, aus, pose, spec.crop_size, light, light_strength
+            face = styles.draw_face(
+                frames[i], (x0, y0, side), identity, aus, pose, render_size, light, light_strength
             )
             if not track.missing[i]:
-                crop = styles.degrade(crop, style, rng, blur * spec.crop_size / side, lowres, grade)
+                crop = face[lo : lo + spec.crop_size, lo : lo + spec.crop_size]
+                crop = styles.degrade(crop, style, rng, blur * render_size / side, lowres, grade)
                 Image.fromarray(styles.to_uint8(crop)).save(crop_dir / f"{i + 1:05d}.jpg", quality=quality)
         records.append(
             {

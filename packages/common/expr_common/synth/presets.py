@@ -41,11 +41,20 @@ class AffWild2Spec:
     width: int = 192
     height: int = 144
     crop_size: int = 64  # real crops are 112x112
+    # Aligned crops are tight around the face (brows to chin fill the crop): the crop is the central
+    # 1/crop_zoom of the face's box in the video, rendered at crop_size * crop_zoom.
+    crop_zoom: float = 1.4
     sample_rate: int = 22050
     segment_seconds: tuple[float, float] = (1.5, 5.0)  # one expression episode
     min_segments_per_class: int = 2  # per split, so every class can be scored even in small presets
     unlabelled_runs: tuple[int, int] = (0, 2)  # runs of -1 per video
     missing_crop_rate: float = 0.015  # annotated frames whose face was not detected (no crop file)
+
+    def __post_init__(self) -> None:
+        if not self.crop_zoom >= 1.0:
+            raise ValueError(
+                f"crop_zoom must be >= 1 (the crop lies inside the face box), got {self.crop_zoom}"
+            )
 
 
 @dataclass
