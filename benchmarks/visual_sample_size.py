@@ -138,7 +138,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--degrade", action="store_true", help="add the Aff-Wild2 camera chain")
     parser.add_argument("--cache", help="a prepared cache: probe its Aff-Wild2 train -> val windows instead")
-    parser.add_argument("--steps", type=int, default=450, help="training steps of 32 (all settings alike)")
+    parser.add_argument("--steps", type=int, default=1200, help="training steps of 32 (all settings alike)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.cache:
