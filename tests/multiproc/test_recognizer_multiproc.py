@@ -90,3 +90,22 @@ def test_only_the_main_process_writes(two, mp_cache, tmp_path):
     last_two = [r for r in records if "val_macro_f1" in r][-1]["step"]
     last_one = [r for r in read_metrics(one / "metrics.jsonl") if "val_macro_f1" in r][-1]["step"]
     assert last_two == last_one // 2
+
+
+def test_a_branch_without_samples_on_one_process_does_not_stop_ddp(mp_cache, tmp_path):
+    """With batches of 2 and every V+A sample hiding one modality, some step on some process runs only one
+    branch: DDP must accept parameters that got no gradient there, and the replicas must stay identical.
+    (The same holds for a batch of only synthetic or CK+ clips, which have no audio.)"""
+    run, dumps = tmp_path / "run", tmp_path / "dumps"
+    extra = [
+        "train.modality_dropout=1.0",
+        "train.batch_size=2",
+        "train.epochs=1",
+        "train.max_steps_per_epoch=8",
+    ]
+    args = [*_train_args(mp_cache, run), *(a for s in extra for a in ("--set", s))]
+    launched = launch(ACCELERATE, [str(REPLICAS), "recognizer", str(dumps), *args])
+    assert TWO_PROCESSES in launched.output
+    a, b = (torch.load(dumps / f"rank{r}.pt", weights_only=True)["model"] for r in (0, 1))
+    for name in a:
+        assert torch.equal(a[name], b[name]), name

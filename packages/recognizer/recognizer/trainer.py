@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
+from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, ProjectConfiguration
 from torch.utils.data import Dataset
 
 from expr_common.checkpoint import load_checkpoint, load_resume_checkpoint, save_checkpoint
@@ -141,8 +141,16 @@ def make_accelerator(run: RunDir, cpu: bool = False) -> Accelerator:
     project = ProjectConfiguration(project_dir=str(run.root), logging_dir=str(run.tensorboard))
     # Batches come from pinned memory on CUDA (see make_loader): their copy to the GPU need not block.
     loading = DataLoaderConfiguration(non_blocking=True)
+    # A branch runs only on the samples that have its modality (model.py): a batch of video-only clips
+    # (GAN, CK+) or one where modality dropout hid the same modality everywhere leaves that branch without
+    # gradient on this process. DDP must then not wait for it (ignored with one process).
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
     accelerator = Accelerator(
-        cpu=cpu, log_with="tensorboard", project_config=project, dataloader_config=loading
+        cpu=cpu,
+        log_with="tensorboard",
+        project_config=project,
+        dataloader_config=loading,
+        kwargs_handlers=[ddp],
     )
     check_launch(accelerator)
     if accelerator.num_processes > 1:
