@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, ProjectConfiguration
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
 from torch.utils.data import Dataset
 
 from expr_common.checkpoint import load_checkpoint, load_resume_checkpoint, save_checkpoint
@@ -141,16 +141,8 @@ def make_accelerator(run: RunDir, cpu: bool = False) -> Accelerator:
     project = ProjectConfiguration(project_dir=str(run.root), logging_dir=str(run.tensorboard))
     # Batches come from pinned memory on CUDA (see make_loader): their copy to the GPU need not block.
     loading = DataLoaderConfiguration(non_blocking=True)
-    # A branch runs only on the samples that have its modality (model.py): a batch of video-only clips
-    # (GAN, CK+) or one where modality dropout hid the same modality everywhere leaves that branch without
-    # gradient on this process. DDP must then not wait for it (ignored with one process).
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
     accelerator = Accelerator(
-        cpu=cpu,
-        log_with="tensorboard",
-        project_config=project,
-        dataloader_config=loading,
-        kwargs_handlers=[ddp],
+        cpu=cpu, log_with="tensorboard", project_config=project, dataloader_config=loading
     )
     check_launch(accelerator)
     if accelerator.num_processes > 1:
@@ -281,7 +273,15 @@ def train(
                 skipped += 1
                 optimizer.zero_grad(set_to_none=True)
                 continue
-            accelerator.backward(parts["loss"])
+            loss = parts["loss"]
+            if accelerator.num_processes > 1:
+                # A branch runs only on the samples that have its modality (model.py): a batch of video-only
+                # clips (GAN, CK+), or one where modality dropout hid the same modality everywhere, leaves
+                # that branch out of this process's graph, and DDP would wait for its gradients forever or
+                # fail. A zero-weighted term gives every parameter a (zero) gradient here; the other
+                # processes' gradients still arrive through the all-reduce. One process keeps grad None.
+                loss = loss + 0.0 * sum(p.sum() for p in model.parameters() if p.requires_grad)
+            accelerator.backward(loss)
             if cfg.optim.grad_clip > 0:
                 accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
             optimizer.step()
