@@ -41,6 +41,7 @@ from expr_common.data.dataset import CachedClips  # noqa: E402
 from expr_common.labels import NUM_CLASSES  # noqa: E402
 from expr_common.logs import progress  # noqa: E402
 from expr_common.synth import styles  # noqa: E402
+from expr_common.synth.affwild2 import aligned_crop_window  # noqa: E402
 from expr_common.synth.expressions import sample_apex  # noqa: E402
 from expr_common.synth.face import render_face, sample_identity  # noqa: E402
 from expr_common.synth.presets import AffWild2Spec  # noqa: E402
@@ -51,9 +52,8 @@ SIZE = 64
 def rendered(identities: int, per_class: int, degrade: bool, seed: int) -> tuple[torch.Tensor, ...]:
     """[N, 1, 3, S, S] faces, labels and identity ids, drawn as the Aff-Wild2 writer draws its crops."""
     rng = np.random.default_rng(seed)
-    style, spec = styles.AFFWILD2, AffWild2Spec()
-    render = int(round(SIZE * spec.crop_zoom))
-    lo = (render - SIZE) // 2
+    style, spec = styles.AFFWILD2, AffWild2Spec(crop_size=SIZE)
+    render, lo = aligned_crop_window(spec)
     images, labels, people = [], [], []
     for person in progress(range(identities), desc=f"render {identities} people", unit="person"):
         identity = sample_identity(rng)

@@ -120,6 +120,13 @@ def plan(spec: AffWild2Spec, rng: np.random.Generator, seed: int) -> list[VideoJ
     return jobs
 
 
+def aligned_crop_window(spec: AffWild2Spec) -> tuple[int, int]:
+    """``(render_size, offset)``: the face box is rendered at ``render_size`` and the aligned crop is its
+    ``crop_size`` square starting at ``offset`` on both axes (the central 1/crop_zoom of the box)."""
+    render_size = max(spec.crop_size, int(round(spec.crop_size * spec.crop_zoom)))
+    return render_size, (render_size - spec.crop_size) // 2
+
+
 def expression_track(
     labels: np.ndarray, style: styles.DomainStyle, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -175,8 +182,7 @@ def render_video(job: VideoJob, root: Path, spec: AffWild2Spec) -> list[dict]:
         crop_dir.mkdir(parents=True, exist_ok=True)
         quality = int(rng.integers(style.jpeg_quality[0], style.jpeg_quality[1] + 1))
         wander = rng.normal(0, 0.04 * side, (n, 2)).cumsum(axis=0) * 0.2
-        render_size = max(spec.crop_size, int(round(spec.crop_size * spec.crop_zoom)))
-        lo = (render_size - spec.crop_size) // 2
+        render_size, lo = aligned_crop_window(spec)
         for i, (aus, pose) in enumerate(poses):
             x0 = int(np.clip(cx + wander[i, 0], 0, spec.width - side))
             y0 = int(np.clip(cy + wander[i, 1], 0, spec.height - side))
