@@ -12,15 +12,15 @@ PYTEST_ARGS ?=
 
 bootstrap: $(STAMP)
 
-$(STAMP): uv.lock pyproject.toml packages/common/pyproject.toml packages/gan_aug/pyproject.toml packages/recognizer/pyproject.toml
+$(STAMP): uv.lock pyproject.toml packages/common/pyproject.toml packages/gan_aug/pyproject.toml packages/recognizer/pyproject.toml packages/experiment/pyproject.toml
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	$(UV) sync --all-packages --locked
 	@touch $(STAMP)
 
-# The whole chain (recognizer/chain.py): corpus, prepare, GAN, samples, FID, fidelity, recognizer arms,
+# The whole chain (packages/experiment: expr_experiment/chain.py): corpus, prepare, GAN, samples, FID, fidelity, recognizer arms,
 # ablation, runs/demo/report.md. Rerunning continues where an interrupted run stopped.
 demo: $(STAMP)
-	$(VENV)/bin/recognizer chain --config configs/chain/demo.yaml --run-dir runs/demo
+	$(VENV)/bin/expr-experiment chain --config configs/chain/demo.yaml --run-dir runs/demo
 
 test: $(STAMP)
 	$(RUN) -m pytest $(PYTEST_ARGS)

@@ -26,9 +26,12 @@ import torch
 from pytorch_fid.fid_score import calculate_frechet_distance, compute_statistics_of_path
 from pytorch_fid.inception import InceptionV3
 
-from expr_common.runs import data_root, ensure_synthetic
-from gan_aug.fid import FeatureExtractor, fid_from_features, open_source
-from gan_aug.fid_weights import default_weights_path
+from expr_common.paths import data_root
+from expr_common.synth.ondemand import ensure_synthetic
+from gan_aug.fid.features import FeatureExtractor
+from gan_aug.fid.metrics import fid_from_features
+from gan_aug.fid.sources import open_source
+from gan_aug.fid.weights import default_weights_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, peak_rss_mb  # noqa: E402

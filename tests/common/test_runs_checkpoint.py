@@ -10,15 +10,8 @@ import pytest
 import torch
 
 from expr_common import checkpoint as ckpt
-from expr_common.runs import (
-    MetricsWriter,
-    RunDir,
-    add_run_arguments,
-    open_run_dir,
-    read_metrics,
-    repo_root,
-    resolve_data_path,
-)
+from expr_common.paths import repo_root, resolve_data_path
+from expr_common.runs import MetricsWriter, RunDir, add_run_arguments, open_run_dir, read_metrics
 from expr_common.seeding import rng_state, seed_everything, set_rng_state
 
 

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from expr_common.data.manifest import COLUMNS as MANIFEST_COLUMNS
 from expr_common.labels import AFEW_FOLDERS, AFFWILD2_HEADER, CLASS_NAMES, UNLABELLED
 from expr_common.media import probe, read_audio
-from expr_common.synth.corpus import CONTACT_SHEET, CORPUS_INFO, MANIFEST_COLUMNS, generate
+from expr_common.synth.corpus import CONTACT_SHEET, CORPUS_INFO, generate
 from expr_common.synth.presets import preset
 
 

@@ -1,5 +1,5 @@
-"""The whole chain (`make demo`'s `recognizer chain`) on the tiny corpus: every step runs as the command a
-user would type, and the report's numbers agree with the metric files they came from."""
+"""The whole chain (`make demo`'s `expr-experiment chain`) on the tiny corpus: every step runs as the
+command a user would type, and the report's numbers agree with the metric files they came from."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import statistics
 
 import pytest
 
-from expr_common.runs import repo_root
-from gan_aug.fid_weights import WEIGHTS_FILE
-from recognizer.cli import main
+from expr_common.paths import repo_root
+from expr_experiment.cli import main
+from gan_aug.fid.weights import WEIGHTS_FILE
 
 TINY_CHAIN = str(repo_root() / "configs" / "chain" / "tiny.yaml")
 

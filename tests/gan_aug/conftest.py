@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-import torch
 
 from gan_aug.config import DiscriminatorConfig, GanModelConfig, GeneratorConfig
 
@@ -24,10 +23,5 @@ def tiny_config() -> Callable[..., GanModelConfig]:
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_one_thread() -> Iterator[None]:
-    # One intra-op thread: these ops are tiny, and on a shared 2-core machine more threads only contend.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+def _seed_and_one_thread(one_thread_seeded: None) -> None:
+    """Every GAN test: see ``one_thread_seeded`` (tests/conftest.py)."""

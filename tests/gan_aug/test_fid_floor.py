@@ -16,11 +16,13 @@ from PIL import Image
 from expr_common.data.config import load_data_config
 from expr_common.data.prepare import prepare
 from expr_common.labels import CLASS_NAMES, NUM_CLASSES
-from expr_common.runs import repo_root
-from gan_aug import fid
+from expr_common.paths import repo_root
 from gan_aug.cli import main
-from gan_aug.fid import FidError, ImageItem, _Loader, open_source, report_with_features
-from gan_aug.fid_floor import floor_report, split_halves
+from gan_aug.fid import command as fid_command
+from gan_aug.fid.floor import floor_report, split_halves
+from gan_aug.fid.metrics import FidError
+from gan_aug.fid.report import report_with_features
+from gan_aug.fid.sources import ImageItem, ImageReader, open_source
 
 TINY_DATA = repo_root() / "configs" / "data" / "synthetic_tiny.yaml"
 
@@ -35,7 +37,7 @@ class StandInExtractor:
         self.projection = np.random.default_rng(0).standard_normal((3 * 8 * 8, 32)).astype(np.float32)
 
     def features_of_items(self, items: Sequence[ImageItem], desc: str = "") -> np.ndarray:
-        arrays = _Loader().load(items)
+        arrays = ImageReader().load(items)
         small = [np.asarray(Image.fromarray(a).resize((8, 8)), np.float32).reshape(-1) / 255 for a in arrays]
         return np.stack(small) @ self.projection
 
@@ -165,7 +167,7 @@ def test_floor_report_below_noise_fid_on_tiny_corpus(tiny_cache: Path, tmp_path:
 
 
 def test_floor_cli_writes_the_sections(tiny_cache: Path, tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(fid, "FeatureExtractor", StandInExtractor)
+    monkeypatch.setattr(fid_command, "FeatureExtractor", StandInExtractor)
     out = tmp_path / "floor.json"
     common = ["fid", "--real", str(tiny_cache), "--real-domain", "affwild2", "--allow-small-n", "--no-cache"]
     assert main([*common, "--floor", "--floor-by", "video", "--out", str(out)]) == 0

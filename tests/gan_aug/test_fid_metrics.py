@@ -16,17 +16,10 @@ from pytorch_fid.fid_score import calculate_frechet_distance
 
 from expr_common.data import dataset as cache_format
 from expr_common.media import write_video
-from gan_aug.fid import (
-    Features,
-    FidError,
-    ImageItem,
-    _Loader,
-    compute_report,
-    fid_from_features,
-    kid_from_features,
-    open_source,
-    per_class_fid,
-)
+from gan_aug.fid.features import Features
+from gan_aug.fid.metrics import FidError, fid_from_features, kid_from_features
+from gan_aug.fid.report import compute_report, per_class_fid
+from gan_aug.fid.sources import ImageItem, ImageReader, open_source
 
 
 class CountingExtractor:
@@ -41,7 +34,7 @@ class CountingExtractor:
 
     def features_of_items(self, items: Sequence[ImageItem], desc: str = "") -> np.ndarray:
         self.images_seen += len(items)
-        arrays = _Loader().load(items)
+        arrays = ImageReader().load(items)
         small = [np.asarray(Image.fromarray(a).resize((8, 8)), np.float32).reshape(-1) / 255 for a in arrays]
         return np.stack(small) @ self.projection
 
@@ -149,7 +142,7 @@ def test_fid_manifest_source_lists_images_folders_and_video_frames(tmp_path):
     source = open_source(_manifest(tmp_path))
     assert source.kind == "manifest" and len(source.items) == 1 + 3 + 4
     assert [i.label for i in source.items] == [1, 3, 3, 3, 4, 4, 4, 4]
-    arrays = _Loader().load(source.items)
+    arrays = ImageReader().load(source.items)
     assert all(a.shape == (16, 16, 3) and a.dtype == np.uint8 for a in arrays)
     assert len(open_source(tmp_path, split="val").items) == 4
     assert len(open_source(tmp_path, domain="affwild2").items) == 4
@@ -176,5 +169,5 @@ def test_fid_cache_source_reads_prepared_crops(tmp_path):
     )
     source = open_source(tmp_path / "cache", domain="affwild2")
     assert source.kind == "cache" and [i.label for i in source.items] == [0, 5, 1, 5]
-    arrays = _Loader().load(source.items)
+    arrays = ImageReader().load(source.items)
     assert np.array_equal(arrays[3], video[1, 1].transpose(1, 2, 0))  # HWC of sample 1's second crop

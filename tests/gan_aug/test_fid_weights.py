@@ -17,10 +17,11 @@ from PIL import Image
 from pytorch_fid.fid_score import get_activations
 from pytorch_fid.inception import InceptionV3
 
-from gan_aug import fid_weights
 from gan_aug.cli import main
-from gan_aug.fid import FeatureExtractor, compute_report
-from gan_aug.fid_weights import (
+from gan_aug.fid import weights as fid_weights
+from gan_aug.fid.features import FeatureExtractor
+from gan_aug.fid.report import compute_report
+from gan_aug.fid.weights import (
     WEIGHTS_FILE,
     FidWeightsError,
     convert,
@@ -112,7 +113,7 @@ def test_fid_features_equal_pytorch_fid_pipeline(weights, tmp_path, monkeypatch)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     theirs = get_activations(files, InceptionV3([3]), batch_size=3, num_workers=0)
     exact = FeatureExtractor(weights, device="cpu", channels_last=False)
-    from gan_aug.fid import ImageItem
+    from gan_aug.fid.sources import ImageItem
 
     items = [ImageItem(p) for p in files]
     assert np.abs(exact.features_of_items(items) - theirs).max() < 1e-6

@@ -15,7 +15,7 @@ from gan_aug.cli import main as cli_main
 from gan_aug.config import DiscriminatorConfig, GanModelConfig, GeneratorConfig, domain_index
 from gan_aug.generate import GenerateError, generate, latent_walk, truncated_normal
 from gan_aug.networks import build_networks
-from gan_aug.train_config import GanTrainConfig
+from gan_aug.run_config import GanTrainConfig
 
 HEADER = ["sample_id", "frames", "audio", "label", "split", "subject", "domain"]
 FRAMES = [40, 6, 3, 0, 25, 30, 12, 33]  # real Aff-Wild2 frames per class: Neutral is the largest

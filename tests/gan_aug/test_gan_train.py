@@ -11,12 +11,13 @@ import torch
 from accelerate import Accelerator
 
 from expr_common.checkpoint import load_checkpoint
-from expr_common.runs import read_metrics, repo_root
+from expr_common.paths import repo_root
+from expr_common.runs import read_metrics
 from gan_aug import trainer as trainer_module
 from gan_aug.config import DOMAINS
+from gan_aug.run_config import GanTrainConfig, load_train_config
 from gan_aug.train import main as train_main
 from gan_aug.train import train
-from gan_aug.train_config import GanTrainConfig, load_train_config
 from gan_aug.trainer import FidUnavailableError, NonFiniteError
 
 TINY = repo_root() / "configs" / "gan_aug" / "tiny.yaml"

@@ -10,7 +10,7 @@ import torch
 from expr_common.data.config import load_data_config
 from expr_common.data.dataset import CachedClips
 from expr_common.data.prepare import prepare
-from expr_common.runs import repo_root
+from expr_common.paths import repo_root
 from gan_aug.config import DOMAINS, domain_index
 from gan_aug.sampling import (
     CellSampler,

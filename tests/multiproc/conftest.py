@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from expr_common.runs import repo_root
+from expr_common.paths import repo_root
 
 
 @pytest.fixture(scope="session")

@@ -13,14 +13,15 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
-from expr_common.runs import RunDir, read_metrics, repo_root
+from expr_common.paths import repo_root
+from expr_common.runs import RunDir, read_metrics
 
 
 def main(cache: Path, out: Path) -> dict:
     import recognizer.trainer as trainer
+    from gan_aug.run_config import load_train_config
     from gan_aug.train import train as train_gan
-    from gan_aug.train_config import load_train_config
-    from recognizer.settings import load_recognizer_config
+    from recognizer.run_config import load_recognizer_config
 
     accelerator = Accelerator(cpu=True, mixed_precision="bf16")
     seen: dict[str, set[str]] = {

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from expr_common.runs import repo_root
+from expr_common.paths import repo_root
 
 REPO = repo_root()
 REPLICAS = Path(__file__).resolve().parent / "replicas.py"

@@ -19,7 +19,7 @@ from expr_common.data.dataset import CachedClips
 from expr_common.runs import read_metrics
 from expr_common.seeding import seed_everything
 from recognizer.cli import main
-from recognizer.settings import load_recognizer_config
+from recognizer.run_config import load_recognizer_config
 from recognizer.trainer import build_model
 
 TINY = REPO / "configs" / "recognizer" / "tiny.yaml"

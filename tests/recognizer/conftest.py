@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from expr_common.runs import repo_root
+from expr_common.paths import repo_root
 
 TINY_CONFIG = str(repo_root() / "configs" / "recognizer" / "tiny.yaml")
 

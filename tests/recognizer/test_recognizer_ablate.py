@@ -9,7 +9,7 @@ import statistics
 import pytest
 import yaml
 
-from expr_common.runs import repo_root
+from expr_common.paths import repo_root
 from recognizer import ablate as ablate_module
 from recognizer.cli import main
 

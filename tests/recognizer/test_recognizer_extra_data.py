@@ -11,9 +11,9 @@ from PIL import Image
 
 from expr_common.data.dataset import CachedClips
 from expr_common.labels import CLASS_NAMES
-from expr_common.runs import repo_root
+from expr_common.paths import repo_root
 from recognizer.extra_data import select_extra, with_extra_flags
-from recognizer.settings import ExtraTrainData, load_recognizer_config
+from recognizer.run_config import ExtraTrainData, load_recognizer_config
 
 TINY = str(repo_root() / "configs" / "recognizer" / "tiny.yaml")
 

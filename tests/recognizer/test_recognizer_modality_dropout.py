@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from expr_common.runs import repo_root
+from expr_common.paths import repo_root
 from recognizer.modality_dropout import drop_modalities
-from recognizer.settings import TrainConfig
+from recognizer.run_config import TrainConfig
 
 TINY_CONFIG = str(repo_root() / "configs" / "recognizer" / "tiny.yaml")
 

@@ -11,7 +11,8 @@ from expr_common.data.affwild2 import CROPS_DIR, TEST_LIST, crop_index
 from expr_common.data.readers import read_dataset
 from expr_common.labels import SUBMISSION_HEADER
 from recognizer.cli import main
-from recognizer.submission import fill_frames, validate_submission
+from recognizer.predict import fill_frames
+from recognizer.submission import validate_submission
 
 
 @pytest.fixture(scope="module")

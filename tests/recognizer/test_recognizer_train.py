@@ -11,10 +11,11 @@ import torch
 from sklearn.metrics import f1_score
 
 from expr_common.checkpoint import load_checkpoint
-from expr_common.runs import read_metrics, repo_root
+from expr_common.paths import repo_root
+from expr_common.runs import read_metrics
 from recognizer.cli import main
-from recognizer.settings import load_recognizer_config
-from recognizer.trainer import lr_factor
+from recognizer.optim import lr_factor
+from recognizer.run_config import load_recognizer_config
 
 TINY = str(repo_root() / "configs" / "recognizer" / "tiny.yaml")
 

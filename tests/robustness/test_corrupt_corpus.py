@@ -24,7 +24,7 @@ import torch
 from expr_common import cli as data_cli
 from expr_common.data import dataset as cache_io
 from expr_common.data.dataset import CachedClips
-from expr_common.runs import repo_root
+from expr_common.paths import repo_root
 from recognizer import cli as recognizer_cli
 
 TINY_CONFIG = repo_root() / "configs" / "recognizer" / "tiny.yaml"

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from expr_common.config import ConfigError, load_config, save_config
 from expr_common.data.config import DataConfig
 from expr_common.labels import NUM_CLASSES, SUBMISSION_HEADER
-from recognizer.settings import RecognizerConfig
+from recognizer.run_config import RecognizerConfig
 from recognizer.submission import SubmissionError, read_video_list, validate_submission
 
 # --- YAML configs -----------------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from expr_common.checkpoint import load_checkpoint
-from expr_common.runs import read_metrics, repo_root
+from expr_common.paths import repo_root
+from expr_common.runs import read_metrics
 
 RECOGNIZER_TINY = str(repo_root() / "configs" / "recognizer" / "tiny.yaml")
 GAN_TINY = str(repo_root() / "configs" / "gan_aug" / "tiny.yaml")

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from expr_common import checkpoint as ckpt
-from expr_common.runs import read_metrics, repo_root
+from expr_common.paths import repo_root
+from expr_common.runs import read_metrics
 
 RECOGNIZER_TINY = str(repo_root() / "configs" / "recognizer" / "tiny.yaml")
 GAN_TINY = str(repo_root() / "configs" / "gan_aug" / "tiny.yaml")

@@ -16,12 +16,12 @@ import os
 import pickle
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 
+from expr_common.atomic import atomic_write, fsync_dir, temp_path
 from expr_common.config import from_dict, to_dict
 from expr_common.logs import get_logger
 
@@ -29,8 +29,7 @@ T = TypeVar("T")
 CONFIG_KEY = "config"
 RESUME_CHECKPOINT = "last.pt"  # runs.LAST_CHECKPOINT: the one file --resume reads, and so the one kept twice
 PREVIOUS_TAG = ".prev"  # last.pt -> last.prev.pt
-TEMP_SUFFIX = ".tmp"
-# What tempfile.mkstemp(prefix=".<name>.", suffix=".tmp") makes: only a write that never finished leaves one.
+# What atomic.temp_path makes (".<name>.<random>.tmp"): only a write that never finished leaves one.
 _TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]+\.tmp$")
 # torch.save writes a zip; older torch and plain pickle.dump write a pickle stream (protocol >= 2 opens with
 # 0x80). A file that starts with neither is damage, not a payload.
@@ -65,25 +64,18 @@ def save_checkpoint(
     temp renamed over ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if keep_previous is None:
         keep_previous = path.name == RESUME_CHECKPOINT
     payload = dict(state)
     if config is not None:
         payload[CONFIG_KEY] = to_dict(config)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+
+    def keep() -> None:
         if keep_previous and path.is_file():
             _keep_copy(path, previous_path(path), link=True)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+
+    with atomic_write(path, "wb", before_replace=keep) as handle:
+        torch.save(payload, handle)
     return path
 
 
@@ -160,7 +152,7 @@ def load_resume_checkpoint(
     log.warning("%s; resuming from the previous checkpoint %s instead (%s)", problem, previous, where)
     if tidy:
         _keep_copy(previous, path, link=False)  # not a link: writing into last.pt must not change .prev
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         log.warning("replaced the unreadable %s by a copy of %s", path, previous)
     return state, previous
 
@@ -174,8 +166,7 @@ def config_from_checkpoint(state: dict[str, Any], schema: type[T], source: str =
 
 def _keep_copy(source: Path, target: Path, *, link: bool) -> None:
     """Make ``target`` a whole copy of ``source`` atomically (a temp name, then a rename over ``target``)."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
-    os.close(fd)
+    tmp_name = temp_path(target)
     try:
         linked = False
         if link:
@@ -209,16 +200,3 @@ def _reason(exc: BaseException) -> str:
             return lines[i + 1]
     # e.g. "PytorchStreamReader failed reading zip archive: failed finding central directory. This is..."
     return lines[0].split(". ")[0] if lines else type(exc).__name__
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

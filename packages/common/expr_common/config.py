@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from expr_common.atomic import write_text
+
 T = TypeVar("T")
 
 
@@ -110,10 +112,7 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 def save_config(config: Any, path: str | Path) -> Path:
     """Write the resolved config as YAML (the ``config.yaml`` of a run directory)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dump_config(config), encoding="utf-8")
-    return path
+    return write_text(path, dump_config(config))
 
 
 def dump_config(config: Any) -> str:

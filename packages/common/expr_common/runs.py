@@ -1,4 +1,4 @@
-"""The run contract of DESIGN.md: run directories, file names, data locations and CLI arguments.
+"""The run contract of DESIGN.md: run directories, file names, the metrics file and CLI arguments.
 
 Scripts and tests rely on these names; every package takes them from here.
 """
@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from expr_common.atomic import atomic_write
+from expr_common.paths import repo_root
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -22,10 +24,6 @@ TENSORBOARD_DIR = "tb"
 REPORT_FILE = "report.md"
 EVAL_METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.csv"
-
-SYNTHETIC_PREFIX = "synthetic_"  # data/synthetic_<preset>/ is generated on demand
-DATA_DIR_ENV = "EXPR_DATA_DIR"
-_WORKSPACE_MARKER = "[tool.uv.workspace]"
 
 
 @dataclass(frozen=True)
@@ -69,84 +67,6 @@ class RunDir:
     @property
     def predictions(self) -> Path:
         return self.root / PREDICTIONS_FILE
-
-
-def repo_root() -> Path:
-    """The workspace root: the nearest folder above the working directory (or this package) whose
-    ``pyproject.toml`` declares the uv workspace; the working directory when there is none."""
-    for start in (Path.cwd(), Path(__file__).resolve().parent):
-        for folder in (start, *start.parents):
-            marker = folder / "pyproject.toml"
-            if marker.is_file() and _WORKSPACE_MARKER in marker.read_text(encoding="utf-8", errors="replace"):
-                return folder
-    return Path.cwd()
-
-
-def data_root() -> Path:
-    """Where datasets live: ``$EXPR_DATA_DIR`` if set, else ``<repo>/data``."""
-    env = os.environ.get(DATA_DIR_ENV)
-    return Path(env) if env else repo_root() / "data"
-
-
-def resolve_path(path: str | Path) -> Path:
-    """A path from a config: absolute as given; relative ones are taken from the repo root, so a config
-    works from any working directory."""
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else repo_root() / path
-
-
-def resolve_data_path(path: str | Path) -> Path:
-    """A dataset path from a config. ``data/...`` lives under :func:`data_root` (so ``$EXPR_DATA_DIR``
-    moves every dataset at once); other relative paths are taken from the repo root."""
-    path = Path(path).expanduser()
-    if not path.is_absolute() and path.parts and path.parts[0] == "data":
-        return data_root().joinpath(*path.parts[1:])
-    return resolve_path(path)
-
-
-def dataset_root(path: str | Path) -> Path:
-    """Resolve a configured dataset root, generating it first when it belongs to a missing synthetic
-    preset (``data/synthetic_<preset>/...``), so a fresh clone runs every ``tiny`` config as it is."""
-    resolved = resolve_data_path(path)
-    if resolved.exists():
-        return resolved
-    corpus = _synthetic_corpus_of(resolved)
-    if corpus is None:
-        raise FileNotFoundError(f"dataset root {resolved} does not exist (from {path!s})")
-    ensure_synthetic(corpus)
-    if not resolved.exists():
-        raise FileNotFoundError(f"{resolved} is not part of the synthetic corpus generated in {corpus}")
-    return resolved
-
-
-def ensure_synthetic(corpus: Path, seed: int = 0) -> Path:
-    """Generate ``<data>/synthetic_<preset>`` unless it is there; concurrent callers wait on a lock."""
-    import fcntl
-
-    from expr_common.logs import get_logger
-    from expr_common.synth.corpus import generate
-    from expr_common.synth.presets import preset
-
-    name = corpus.name.removeprefix(SYNTHETIC_PREFIX)
-    corpus.parent.mkdir(parents=True, exist_ok=True)
-    with open(corpus.parent / f".{corpus.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not corpus.exists():
-            get_logger("data").info("generating the synthetic '%s' corpus in %s (once)", name, corpus)
-            generate(preset(name, seed), corpus)
-    return corpus
-
-
-def _synthetic_corpus_of(path: Path) -> Path | None:
-    from expr_common.synth.presets import PRESET_NAMES
-
-    for folder in (path, *path.parents):
-        if (
-            folder.name.startswith(SYNTHETIC_PREFIX)
-            and folder.name.removeprefix(SYNTHETIC_PREFIX) in PRESET_NAMES
-        ):
-            return folder
-    return None
 
 
 def default_run_dir(command: str) -> Path:
@@ -214,3 +134,17 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """All records of a ``metrics.jsonl``."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines if line.strip()]
+
+
+def truncate_metrics(path: str | Path, key: str, last: int) -> None:
+    """On resume, keep the records whose ``key`` (``step`` or ``epoch``) is at most ``last`` (records
+    without it are kept): the steps after the checkpoint run again and are logged again. Rewritten
+    atomically, so a kill here loses nothing."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    records = read_metrics(path)
+    kept = [r for r in records if r.get(key, last) <= last]
+    if len(kept) < len(records):
+        with atomic_write(path) as handle:
+            handle.writelines(json.dumps(r, sort_keys=False) + "\n" for r in kept)

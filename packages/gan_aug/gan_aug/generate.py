@@ -23,15 +23,16 @@ import torch
 from torch.nn.utils import parametrize
 from torchvision.io import write_png
 
+from expr_common.accelerator import default_device
 from expr_common.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint
+from expr_common.data import manifest as manifest_csv
+from expr_common.data.manifest import MANIFEST
 from expr_common.labels import CLASS_NAMES, parse_label
 from expr_common.logs import progress
 from gan_aug.config import DOMAINS, domain_index
 from gan_aug.networks import Generator
-from gan_aug.train_config import GanTrainConfig
+from gan_aug.run_config import GanTrainConfig
 
-MANIFEST = "manifest.csv"
-COLUMNS = ("sample_id", "frames", "audio", "label", "split", "subject", "domain")
 FILL_DOMAIN = "affwild2"  # --fill-to-max balances against the target dataset's real training data
 WALK_SCALE = 0.35  # size of a clip's latent excursion around its base z: moves the expression, keeps the face
 
@@ -206,7 +207,7 @@ def generate(
     manifest = out / MANIFEST
     if manifest.exists() and not overwrite:
         raise GenerateError(f"{manifest} exists: choose another --out or pass --overwrite")
-    G, state = load_generator(checkpoint, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    G, state = load_generator(checkpoint, default_device(device))
     parsed = parse_counts(counts) if isinstance(counts, str) else counts
     plan = plan_counts(
         state, G.num_classes, per_class=per_class, fill_to_max=fill_to_max, counts=parsed, clip_len=clip_len
@@ -241,10 +242,7 @@ def generate(
             bar.update(len(numbers))
     bar.close()
     out.mkdir(parents=True, exist_ok=True)
-    with manifest.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    manifest_csv.write(manifest, rows)
     return GenerateResult(out, manifest, {CLASS_NAMES[c]: n for c, n in plan.items()}, clip_len)
 
 

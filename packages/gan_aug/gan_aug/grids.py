@@ -23,6 +23,11 @@ def grid_path(run_root: Path, step: int, domain: str) -> Path:
     return Path(run_root) / SAMPLES_DIR / f"step{step:07d}_{domain}.png"
 
 
+def sample_grids(run_root: Path, domain: str) -> list[Path]:
+    """The sample grids of ``domain`` a run has written so far, oldest first (:func:`grid_path`'s names)."""
+    return sorted((Path(run_root) / SAMPLES_DIR).glob(f"step*_{domain}.png"))
+
+
 def fixed_latents(seed: int, num_classes: int, columns: int, z_dim: int) -> torch.Tensor:
     """z [C * columns, z_dim], row-major over (class, column), the same for every domain."""
     z = torch.randn(columns, z_dim, generator=step_generator(seed, 0, 0, STREAM_GRID))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -24,22 +23,25 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 from torch import nn
 
+from expr_common.accelerator import check_launch, make_accelerator, start_tracking
 from expr_common.checkpoint import CheckpointError, load_resume_checkpoint, save_checkpoint
 from expr_common.config import ConfigError, save_config
 from expr_common.data.config import load_data_config
-from expr_common.data.prepare import PrepareError, prepare_cached
+from expr_common.data.prepare import PrepareError
 from expr_common.logs import get_logger, progress
+from expr_common.paths import resolve_path
 from expr_common.runs import (
     MetricsWriter,
     RunDir,
     add_run_arguments,
     default_run_dir,
     open_run_dir,
-    read_metrics,
-    resolve_path,
+    truncate_metrics,
 )
 from expr_common.seeding import rng_state, seed_everything, set_rng_state
+from expr_common.synth.ondemand import prepare_data
 from gan_aug.grids import fixed_latents, save_real_grids, save_sample_grids
+from gan_aug.run_config import GanTrainConfig, load_train_config
 from gan_aug.sampling import (
     STREAM_NOISE,
     CellSampler,
@@ -48,7 +50,6 @@ from gan_aug.sampling import (
     build_frame_table,
     step_generator,
 )
-from gan_aug.train_config import GanTrainConfig, load_train_config
 from gan_aug.trainer import FidUnavailableError, GanTrainer, NonFiniteError, reduce_stats
 
 COMMAND = "gan-aug-train"
@@ -110,46 +111,10 @@ def metrics_record(
     }
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop records past the checkpoint: those steps run again and are logged again."""
-    if path.is_file():
-        kept = [r for r in read_metrics(path) if r.get("step", 0) <= step]
-        tmp = path.with_name(f".{path.name}.tmp")  # rewritten aside, then renamed: a kill here loses nothing
-        tmp.unlink(missing_ok=True)
-        writer = MetricsWriter(tmp)
-        for record in kept:
-            writer.write(**record)
-        tmp.touch()
-        tmp.replace(path)
-
-
 def _checkpoint(trainer: GanTrainer, path: Path, config: GanTrainConfig, extra: dict[str, Any]) -> None:
     trainer.accelerator.wait_for_everyone()
     if trainer.accelerator.is_main_process:
         save_checkpoint(path, {**trainer.state_dict(), "rng": rng_state(), **extra}, config)
-
-
-def check_launch(acc: Accelerator) -> None:
-    """Log what accelerate runs on; refuse a launch whose processes do not form one group (``torchrun`` or
-    ``accelerate launch --multi_gpu`` without GPUs and without ``ACCELERATE_USE_CPU=true``): each process
-    would train alone, and all of them would write the same run directory."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > acc.num_processes:
-        raise ConfigError(
-            f"{world} processes were launched (WORLD_SIZE) but accelerate sees {acc.num_processes} "
-            f"({acc.distributed_type}): on CPUs set ACCELERATE_USE_CPU=true, see "
-            "configs/accelerate/cpu_2proc.yaml"
-        )
-    if acc.is_main_process:
-        backend = acc.state.backend or "no backend"
-        log.info(
-            "accelerate: %d process(es), %s (%s), device %s, mixed precision %s",
-            acc.num_processes,
-            acc.distributed_type,
-            backend,
-            acc.device,
-            acc.mixed_precision,
-        )
 
 
 def train(
@@ -160,14 +125,14 @@ def train(
     fid_hook: FidHook | None = None,
 ) -> TrainResult:
     """Train (or, with ``resume``, continue) a GAN run in ``run_dir``; returns where things were written."""
-    acc = accelerator or Accelerator(log_with="tensorboard", project_dir=str(run_dir))
-    check_launch(acc)
+    acc = accelerator or make_accelerator(run_dir)
+    check_launch(acc)  # once per accelerator
     main, loop = acc.is_main_process, config.train
     out = open_run_dir(run_dir, COMMAND, resume=resume, create=main)
     seed_everything(loop.seed, loop.deterministic)
 
     data_config = load_data_config(resolve_path(config.data), config.data_overrides)
-    cache = prepare_cached(data_config, acc)  # main process first; the others then reuse the cache
+    cache = prepare_data(data_config, acc)  # main process first; the others then reuse the cache
     table = build_frame_table(cache.path, config.model.num_classes)
     log.info(
         "GAN training on %d frames in %d (class, domain) cells",
@@ -184,17 +149,17 @@ def train(
         best = state.get("best")
         log.info("resumed %s from %s at step %d", out.root, source, trainer.step)
     if fid_hook is None and loop.fid_every > 0 and main:  # only the main process evaluates and writes
-        from gan_aug.fid_hook import default_fid_hook  # Inception only when FID is asked for
+        from gan_aug.fid.hook import default_fid_hook  # Inception only when FID is asked for
 
         fid_hook = default_fid_hook(config, cache.path, acc)
     extra = {"real_frame_counts": table.cell_counts(), "real_clip_counts": table.clip_counts()}
     if main:
         save_config(config, out.config)
         if resume:
-            _truncate_metrics(out.metrics, trainer.step)
+            truncate_metrics(out.metrics, "step", trainer.step)
         else:
             save_real_grids(table, config.model.generator.resolution, loop.grid_columns, out.root)
-    acc.init_trackers("tb")  # with log_with="tensorboard" and project_dir=run_dir: events in run_dir/tb
+    start_tracking(acc)
     metrics = MetricsWriter(out.metrics, enabled=main)
     grid_z = fixed_latents(
         loop.seed, config.model.num_classes, loop.grid_columns, config.model.generator.z_dim
@@ -265,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
     config_path = args.config if args.config is not None else RunDir(args.run_dir).config
     config = load_train_config(config_path, args.overrides)
     run_dir = args.run_dir if args.run_dir is not None else default_run_dir(COMMAND)
-    accelerator = Accelerator(log_with="tensorboard", project_dir=str(run_dir))
+    accelerator = make_accelerator(run_dir)
     # A default run dir is a timestamp: every process must use the main process's.
     run_dir = Path(broadcast_object_list([str(run_dir)])[0])
     result = train(config, run_dir, resume=args.resume, accelerator=accelerator)

@@ -20,8 +20,8 @@ from gan_aug.augment import AdaptiveAugment
 from gan_aug.ema import GeneratorEma
 from gan_aug.losses import LeCam, d_hinge_loss, g_hinge_loss, lazy_r1_loss, r1_due
 from gan_aug.networks import Generator, build_networks
+from gan_aug.run_config import GanTrainConfig
 from gan_aug.sampling import CellSampler
-from gan_aug.train_config import GanTrainConfig
 
 Stats = dict[str, torch.Tensor]
 

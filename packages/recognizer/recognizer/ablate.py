@@ -14,11 +14,13 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from expr_common.atomic import write_json, write_text
 from expr_common.config import apply_overrides, from_dict, save_config, to_dict
 from expr_common.runs import RunDir, default_run_dir, open_run_dir, read_metrics
-from recognizer.settings import RecognizerConfig, load_recognizer_config
+from recognizer.errors import USER_ERRORS  # noqa: F401 (the subcommand's one-line errors)
+from recognizer.outputs import ABLATION_JSON, ABLATION_MD, SELECTION_FILE, SUMMARY_FILE
+from recognizer.run_config import RecognizerConfig, load_recognizer_config
 
-SUMMARY_FILE = "summary.json"  # written last: its presence marks a finished sub-run
 # row -> (label, GCSA on both branches, loss kind)
 ROWS: dict[str, tuple[str, bool, str]] = {
     "base": ("Base", False, "ce"),
@@ -61,7 +63,8 @@ def cell_config(
 
 def _run_cell(cfg: RecognizerConfig, run_dir: Path) -> dict[str, Any]:
     """Train one sub-run unless its summary exists; returns the summary (read back or fresh)."""
-    from recognizer.trainer import make_accelerator, train
+    from expr_common.accelerator import make_accelerator
+    from recognizer.trainer import train
 
     summary_path = run_dir / SUMMARY_FILE
     wanted = to_dict(cfg)
@@ -77,7 +80,7 @@ def _run_cell(cfg: RecognizerConfig, run_dir: Path) -> dict[str, Any]:
         return summary
     resume = RunDir(run_dir).last_checkpoint.is_file()  # interrupted mid-training: continue it
     run = open_run_dir(run_dir, "recognizer-ablate", resume=resume)
-    accelerator = make_accelerator(run)
+    accelerator = make_accelerator(run.root)
     train(cfg, run, resume=resume, accelerator=accelerator)
     summary = write_cell_summary(cfg, run_dir) if accelerator.is_main_process else {}
     summary["skipped"] = False
@@ -90,7 +93,7 @@ def write_cell_summary(cfg: RecognizerConfig, run_dir: str | Path) -> dict[str, 
     chain), which this module then reads back like its own."""
     run = RunDir(Path(run_dir))
     history = [r for r in read_metrics(run.metrics) if "val_macro_f1" in r]
-    selection_path = run.root / "selection.json"
+    selection_path = run.root / SELECTION_FILE
     if not history or not selection_path.is_file():
         raise ValueError(f"{run.root} holds no finished training run (metrics.jsonl, selection.json)")
     summary = {
@@ -101,10 +104,7 @@ def write_cell_summary(cfg: RecognizerConfig, run_dir: str | Path) -> dict[str, 
         "epochs": cfg.train.epochs,
         "history": history,
     }
-    path = run.root / SUMMARY_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)  # atomic: a half-written summary must never mark a run as done
+    write_json(run.root / SUMMARY_FILE, summary)  # atomic: a half-written summary must never mark a run done
     return summary
 
 
@@ -181,8 +181,8 @@ def ablate(
     # The first cell's resolved config, as a record of the base config and overrides (written last, so a
     # refused re-run with other overrides does not overwrite it).
     save_config(cell_config(cfg, overrides, rows[0], modalities[0], 0), root / "config.yaml")
-    (root / "ablation.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (root / "ablation.md").write_text(render_markdown(result), encoding="utf-8")
+    write_json(root / ABLATION_JSON, result)
+    write_text(root / ABLATION_MD, render_markdown(result))
     return result
 
 
@@ -229,17 +229,16 @@ def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     root = args.run_dir or default_run_dir("recognizer-ablate")
     result = ablate(args.config, root, args.seeds, _split(args.rows), _split(args.modalities), args.overrides)
-    print((root / "ablation.md").read_text(encoding="utf-8"))
+    print((root / ABLATION_MD).read_text(encoding="utf-8"))
     print(f"ablation written to {root} ({sum(len(c) for c in result['cells'].values())} cells)")
     return 0
 
 
-def add_ablate_parser(sub: argparse._SubParsersAction) -> None:
-    """The ``ablate`` subcommand (kept here so cli.py only registers it)."""
-    parser = sub.add_parser("ablate", help="the paper's Table 1 ablation over seeds")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``recognizer ablate``."""
     parser.add_argument("--config", type=Path, required=True, help="experiment YAML")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per cell (default 3)")
     parser.add_argument(
@@ -248,4 +247,3 @@ def add_ablate_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--run-dir", type=Path, default=None, help="output folder; rerun it to resume")
     parser.add_argument("--rows", default="base,gcsa,gcsa_cf", help=f"comma list of {','.join(ROWS)}")
     parser.add_argument("--modalities", default="v,av", help="comma list of v,av,a")
-    parser.set_defaults(func=_command)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
 
+from expr_common.accelerator import make_accelerator
+from expr_common.atomic import write_json
 from expr_common.checkpoint import config_from_checkpoint, load_checkpoint
 from expr_common.data.config import load_data_config
 from expr_common.data.dataset import CachedClips, make_loader
-from expr_common.data.prepare import prepare_cached
 from expr_common.metrics import plot_confusion
-from expr_common.runs import RunDir, resolve_path
+from expr_common.paths import resolve_path
+from expr_common.runs import RunDir, open_run_dir
+from expr_common.synth.ondemand import prepare_data
+from recognizer.errors import USER_ERRORS  # noqa: F401 (the subcommand's one-line errors)
 from recognizer.evaluation import (
     frames_from_windows,
     plot_grid,
@@ -21,7 +26,8 @@ from recognizer.evaluation import (
     write_predictions,
 )
 from recognizer.model import AudioVisualRecognizer
-from recognizer.settings import RecognizerConfig
+from recognizer.outputs import FUSION_GRID_FILE
+from recognizer.run_config import RecognizerConfig
 
 
 def load_model(checkpoint: str | Path) -> tuple[AudioVisualRecognizer, RecognizerConfig, dict[str, Any]]:
@@ -43,13 +49,11 @@ def evaluate(
     batch_size: int = 64,
     accelerator=None,
 ) -> dict[str, Any]:
-    from recognizer.trainer import make_accelerator
-
-    accelerator = accelerator or make_accelerator(run)
+    accelerator = accelerator or make_accelerator(run.root)
     model, cfg, state = load_model(checkpoint)
     data_path, overrides = (data, []) if data else (cfg.data, cfg.data_overrides)
     data_cfg = load_data_config(resolve_path(data_path), overrides)
-    cache = prepare_cached(data_cfg, accelerator).path
+    cache = prepare_data(data_cfg, accelerator).path
     dataset = CachedClips(cache, split=split, source=cfg.train.val_sources)
     if len(dataset) == 0:
         raise ValueError(f"split {split!r} of {cache} has no samples from sources {cfg.train.val_sources}")
@@ -78,16 +82,15 @@ def evaluate(
             if getattr(table, key) is not None
         },
     )
-    run.root.mkdir(parents=True, exist_ok=True)
-    run.eval_metrics.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_json(run.eval_metrics, metrics)
     prob = table.prob if m is None else table.fused(m, n)
     write_predictions(table, table.smoothed(prob, window).argmax(axis=1), run.predictions)
     plot_confusion(
         metrics["confusion"], run.root / "confusion.png", f"{split}: macro-F1 {metrics['macro_f1']:.3f}"
     )
     if selection.get("grid"):
-        plot_grid(selection["grid"], run.root / "fusion_grid.png")
-        (run.root / "fusion_grid.json").write_text(json.dumps(selection, indent=2) + "\n", encoding="utf-8")
+        plot_grid(selection["grid"], run.root / FUSION_GRID_FILE)
+        write_json(run.root / "fusion_grid.json", selection)
     return metrics
 
 
@@ -99,3 +102,33 @@ def score_branch(table, key: str) -> dict[str, Any]:
     label = table.label.copy()
     label[~mask] = -1
     return evaluate_predictions(label, getattr(table, key).argmax(axis=1))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--data", default=None, help="data config (default: the checkpoint's)")
+    parser.add_argument("--split", default="val", choices=("train", "val", "test"))
+    parser.add_argument(
+        "--select",
+        action="store_true",
+        help="choose (m, n) and the smoothing window on this split instead of the checkpoint's",
+    )
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--run-dir", type=Path, default=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    run_dir = open_run_dir(args.run_dir, "recognizer-evaluate")
+    metrics = evaluate(
+        args.checkpoint,
+        run_dir,
+        data=args.data,
+        split=args.split,
+        select=args.select,
+        batch_size=args.batch_size,
+    )
+    if metrics:
+        keys = ("macro_f1", "accuracy", "frames", "fusion", "smoothing_window")
+        print(json.dumps({k: metrics[k] for k in keys}, indent=2))
+        print(f"metrics written to {run_dir.eval_metrics}")
+    return 0

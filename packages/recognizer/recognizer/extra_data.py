@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,9 @@ from expr_common.data.config import DataConfig, SourceConfig, load_data_config
 from expr_common.data.dataset import CachedClips
 from expr_common.data.manifest import manifest_path
 from expr_common.labels import CLASS_NAMES, NUM_CLASSES
-from expr_common.runs import resolve_path
-from recognizer.settings import ExtraTrainData, RecognizerConfig
+from expr_common.paths import resolve_path
+from expr_common.synth.ondemand import prepare_data
+from recognizer.run_config import ExtraTrainData, RecognizerConfig
 
 
 def extra_data_config(extra: ExtraTrainData, main: DataConfig) -> DataConfig:
@@ -97,6 +98,31 @@ class TrainingMix(Dataset):
         item["index"] = torch.tensor(i)
         item["weight"] = torch.tensor(weight)
         return item
+
+
+@dataclass
+class ExtraPart:
+    """One extra training set as it joins the main split: its cache, the rows its policy admitted, their
+    loss weight and the summary written to ``extra_data.json``."""
+
+    dataset: CachedClips
+    rows: torch.Tensor
+    weight: float
+    summary: dict[str, Any]
+
+
+def open_extra(
+    extra: ExtraTrainData, main: DataConfig, real_counts: torch.Tensor, seed: int, accelerator: Any = None
+) -> ExtraPart:
+    """Prepare (or reuse) an extra set's cache, open its labelled training samples and admit them under
+    its policy against the main split's ``real_counts``: the one call the trainer makes per extra set."""
+    config = extra_data_config(extra, main)
+    cache = Path(prepare_data(config, accelerator).path)
+    dataset = CachedClips(
+        cache, split="train", source=extra.sources, labelled_only=True, train=True, augment=main.augment
+    )
+    rows, table = select_extra(real_counts, dataset.labels, extra, seed)
+    return ExtraPart(dataset, rows, extra.weight, extra_summary(extra.name, cache, table, extra))
 
 
 def extra_summary(name: str, cache: Path, table: list[dict[str, Any]], extra: ExtraTrainData) -> dict:

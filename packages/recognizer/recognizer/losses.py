@@ -91,3 +91,16 @@ def recognizer_loss(
             total = total + aux_weight * parts[f"loss_{key}"]
     parts["loss"] = total
     return parts
+
+
+def with_every_parameter(loss: torch.Tensor, model: nn.Module, num_processes: int) -> torch.Tensor:
+    """Under DDP (``num_processes > 1``), ``loss`` plus a zero-weighted sum of every trainable parameter.
+
+    A branch runs only on the samples that have its modality (model.py): a batch of video-only clips (GAN,
+    CK+), or one where modality dropout hid the same modality everywhere, leaves that branch out of this
+    process's graph, and DDP would wait for its gradients forever or fail. The zero term gives every
+    parameter a (zero) gradient here; the other processes' gradients still arrive through the all-reduce.
+    With one process the loss is returned as it is, so an absent branch keeps ``grad None``."""
+    if num_processes <= 1:
+        return loss
+    return loss + 0.0 * sum(p.sum() for p in model.parameters() if p.requires_grad)

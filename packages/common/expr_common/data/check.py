@@ -113,26 +113,3 @@ def format_report(report: dict[str, Any]) -> str:
     else:
         lines.append("PROBLEMS: " + "; ".join(report["problems"]))
     return "\n".join(lines)
-
-
-def _run(args: argparse.Namespace) -> int:
-    report = check_dataset(args.format, args.root)
-    print(format_report(report))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return 0 if report["ok"] else 1
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``expr-data check``; its handler returns 0 when the dataset is clean, 1 otherwise."""
-    parser = subparsers.add_parser(
-        "check", help="read a dataset and report counts per class and split, bad lines and missing files"
-    )
-    parser.add_argument("root", type=Path, help="dataset root (for --format manifest: the CSV or its folder)")
-    parser.add_argument("--format", choices=FORMATS, required=True, help="the dataset's on-disk layout")
-    parser.add_argument(
-        "--json", type=Path, default=None, metavar="FILE", help="also write the report as JSON"
-    )
-    parser.set_defaults(func=_run)
-    return parser

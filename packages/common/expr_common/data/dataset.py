@@ -36,6 +36,7 @@ from expr_common.data.audio import FrequencyMask
 from expr_common.data.config import AugmentConfig, PreprocessConfig
 from expr_common.data.video_augment import ClipAugment
 from expr_common.labels import NUM_CLASSES
+from expr_common.atomic import write_json
 from expr_common.seeding import make_generator, worker_init_fn
 
 INDEX_FILE = "index.json"
@@ -107,10 +108,7 @@ class ShardWriter:
 
 def write_index(root: Path, index: dict[str, Any]) -> None:
     """Written last: a folder without a complete index is never taken for a cache."""
-    path = Path(root) / INDEX_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"format": CACHE_FORMAT, **index}), encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(Path(root) / INDEX_FILE, {"format": CACHE_FORMAT, **index}, indent=None)
 
 
 def read_index(root: str | Path) -> dict[str, Any] | None:

@@ -6,8 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+from expr_common.atomic import atomic_write
 
 from expr_common.data.readers import (
     AUDIO_SUFFIXES,
@@ -45,6 +48,24 @@ def manifest_path(root: str | Path) -> Path:
             f"does not exist; expected a manifest CSV or a folder holding {MANIFEST}", root
         )
     return path.absolute()
+
+
+def write(
+    path: str | Path, rows: Iterable[Mapping[str, Any]], extra_columns: Sequence[str] = ()
+) -> Path:
+    """Write a manifest CSV atomically: the :data:`COLUMNS` (every row must give each; ``label`` a class
+    name, ``frames``/``audio`` relative to the CSV's folder or ``""``), then ``extra_columns`` (kept by the
+    reader in a sample's ``meta``). The one place the manifest schema is written."""
+    columns = [*COLUMNS, *(c for c in extra_columns if c not in COLUMNS)]
+    with atomic_write(path) as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n", extrasaction="raise")
+        writer.writeheader()
+        for row in rows:
+            missing = [c for c in COLUMNS if c not in row]
+            if missing:
+                raise ValueError(f"manifest row {dict(row)} lacks column(s) {', '.join(missing)}")
+            writer.writerow(row)
+    return Path(path)
 
 
 def _frames(value: str, base: Path) -> tuple[Path, str]:

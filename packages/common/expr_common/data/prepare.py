@@ -10,7 +10,6 @@ counted by reason and reported in the closing summary.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import multiprocessing
@@ -28,13 +27,13 @@ import torch
 
 from expr_common.config import to_dict
 from expr_common.data import dataset as cache
-from expr_common.data.config import DataConfig, PreprocessConfig, config_hash, load_data_config
+from expr_common.data.config import DataConfig, PreprocessConfig, config_hash
 from expr_common.data.faces import FaceStats, needs_detection
 from expr_common.data.frames import RefResult, process_ref
 from expr_common.data.refs import SampleRef
 from expr_common.labels import CLASS_NAMES, UNLABELLED
 from expr_common.logs import get_logger, progress
-from expr_common.runs import add_override_argument, dataset_root, resolve_path
+from expr_common.paths import resolve_data_path, resolve_path
 
 log = get_logger("data")
 _SHOWN_WARNINGS = 10  # the rest are counted in the summary
@@ -132,7 +131,7 @@ def prepare(
     after the data itself changed."""
     started = time.perf_counter()
     out = cache_dir(config, out_dir)
-    roots = {s.name: str(dataset_root(s.root)) for s in config.sources}
+    roots = {s.name: str(_existing_root(s.root)) for s in config.sources}
     digest = config_hash(config, roots)
     with _lock(out):
         index = cache.read_index(out)
@@ -157,6 +156,15 @@ def prepare(
     summary.path = str(out)
     summary.wall_s = round(time.perf_counter() - started, 3)
     return summary
+
+
+def _existing_root(path: str) -> Path:
+    """A configured dataset root; generating a missing synthetic corpus is the caller's business
+    (``expr_common.synth.ondemand.prepare_data``)."""
+    resolved = resolve_data_path(path)
+    if not resolved.exists():
+        raise FileNotFoundError(f"dataset root {resolved} does not exist (from {path!s})")
+    return resolved
 
 
 def _build(config: DataConfig, tmp: Path, roots: dict[str, str], digest: str, workers: int) -> PrepareSummary:
@@ -228,29 +236,3 @@ def prepare_cached(
         return prepare(config, out_dir)
     with accelerator.main_process_first():
         return prepare(config, out_dir)
-
-
-def _command(args: argparse.Namespace) -> int:
-    config = load_data_config(args.config, args.overrides)
-    try:
-        summary = prepare(config, args.out, workers=args.workers, force=args.force)
-    except FileNotFoundError as exc:  # a dataset root that is not there: say so without a traceback
-        raise PrepareError(str(exc)) from None
-    print(summary.format())
-    return 0
-
-
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """``expr-data prepare`` on the ``expr-data`` subcommands."""
-    parser = sub.add_parser("prepare", help="decode datasets into the sample cache that training reads")
-    parser.add_argument("--config", type=Path, required=True, help="data config (configs/data/*.yaml)")
-    parser.add_argument(
-        "--out", type=Path, default=None, help="cache folder (default: the config's cache.root)"
-    )
-    add_override_argument(parser, "preprocess.frames=4")
-    parser.add_argument(
-        "--workers", type=int, default=None, help="decoding processes (default: cache.workers)"
-    )
-    parser.add_argument("--force", action="store_true", help="rebuild even if the cache is up to date")
-    parser.set_defaults(func=_command)
-    return parser

@@ -3,7 +3,6 @@ manifest beside each dataset, a contact sheet and ``corpus.json``."""
 
 from __future__ import annotations
 
-import csv
 import json
 import multiprocessing
 import shutil
@@ -17,7 +16,7 @@ import numpy as np
 
 from expr_common.config import to_dict
 from expr_common.data import affwild2 as layout
-from expr_common.data.manifest import COLUMNS as MANIFEST_COLUMNS
+from expr_common.data import manifest
 from expr_common.data.manifest import MANIFEST
 from expr_common.labels import CLASS_NAMES, UNLABELLED
 from expr_common.logs import get_logger, progress
@@ -133,10 +132,7 @@ def _write_manifests(root: Path, records: dict[str, list[dict]]) -> None:
                 (f"{r['track']}/{i:05d}", crop, "", CLASS_NAMES[label], r["split"], r["track"], "affwild2")
             )
     for name, table in rows.items():
-        with (root / name / MANIFEST).open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(MANIFEST_COLUMNS)
-            writer.writerows(sorted(table))
+        manifest.write(root / name / MANIFEST, (dict(zip(manifest.COLUMNS, row)) for row in sorted(table)))
 
 
 def _summary(config: SynthConfig, records: dict[str, list[dict]]) -> dict[str, Any]:

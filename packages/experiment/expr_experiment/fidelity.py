@@ -1,6 +1,8 @@
-"""``gan-aug fidelity``: class fidelity of synthetic data, judged by a recognizer trained on real target data.
+"""Class fidelity of synthetic data, judged by a recognizer trained on real target data
+(``expr-experiment fidelity``, :mod:`expr_experiment.fidelity_command`).
 
-    gan-aug fidelity --checkpoint runs/rec/checkpoints/best.pt --synthetic data/gan_fill --out runs/fidelity
+    expr-experiment fidelity --checkpoint runs/rec/checkpoints/best.pt --synthetic data/gan_fill \\
+        --out runs/fidelity
 
 For every class, the rate at which the recognizer's visual branch calls a synthetic sample of that class by
 its class (its recall on the synthetic data), beside the same rate on real validation windows of the class.
@@ -14,18 +16,14 @@ frames at equal intervals (a single image repeated K times), the face crop resiz
 K, the size and the face settings taken from the data config the recognizer was trained with. The unit is
 one sample (a window of K frames on the real side, labelled by its majority frame label), not one frame.
 
-A separate subcommand, not an option of ``gan-aug fid``: it needs a recognizer checkpoint and a prepared
-real split instead of Inception weights, scores K-frame clips instead of single images, writes a folder
-(JSON + figures) instead of one report, and is the only part of ``gan_aug`` that imports ``recognizer``.
+It lives in the experiment package, not in ``gan_aug``: it needs both a recognizer checkpoint and the
+generator's output, and judges one method package by the other.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from expr_common.checkpoint import CheckpointError
+from expr_common.accelerator import default_device
+from expr_common.atomic import write_json
 from expr_common.config import ConfigError
 from expr_common.data import dataset as cache_format
 from expr_common.data import manifest
@@ -41,36 +40,23 @@ from expr_common.data.config import PreprocessConfig, load_data_config
 from expr_common.data.dataset import CachedClips, make_loader, normalize_video
 from expr_common.data.faces import needs_detection
 from expr_common.data.frames import RefResult, process_ref
-from expr_common.data.prepare import PrepareError, prepare
-from expr_common.data.readers import DatasetFormatError
 from expr_common.labels import CLASS_NAMES, NUM_CLASSES, UNLABELLED
 from expr_common.logs import get_logger, progress
-from expr_common.media import MediaError
 from expr_common.metrics import confusion_matrix, plot_confusion
-from expr_common.runs import resolve_path
+from expr_common.paths import resolve_path
+from expr_common.prefetch import chunked, prefetched
+from expr_common.synth.ondemand import prepare_data
+from expr_experiment.layout import FIDELITY_JSON, REAL_CONFUSION, SYNTH_CONFUSION
+from recognizer.evaluate import load_model
 
 FACES = ("auto", "crops", "detect")  # as a data config's `faces` for a source
 FEW_SAMPLES = 20  # below this many samples on a side, a class's recall moves by 5 points per sample
-FIDELITY_JSON = "fidelity.json"
-SYNTH_PNG, REAL_PNG = "confusion_synthetic.png", "confusion_real.png"
 
-log = get_logger("gan_aug.fidelity")
+log = get_logger("experiment.fidelity")
 
 
 class FidelityError(ValueError):
     """Class fidelity cannot be computed as asked (no visual branch, mismatched preprocessing, no data)."""
-
-
-# `gan-aug fidelity` prints these as one line; FileNotFoundError: a dataset root or cache that is not there.
-USER_ERRORS = (
-    FidelityError,
-    CheckpointError,
-    ConfigError,
-    DatasetFormatError,
-    MediaError,
-    PrepareError,
-    FileNotFoundError,
-)
 
 
 @dataclass
@@ -90,10 +76,6 @@ class Scored:
 
 def load_recognizer(checkpoint: str | Path, device: torch.device) -> tuple[torch.nn.Module, Any]:
     """The model (eval mode, on ``device``) and its config, rebuilt from the checkpoint alone."""
-    try:
-        from recognizer.evaluate import load_model
-    except ImportError:  # gan-aug does not depend on recognizer; the workspace installs both
-        raise FidelityError("gan-aug fidelity needs the `recognizer` package (packages/recognizer)") from None
     model, cfg, _ = load_model(checkpoint)
     if not cfg.model.use_video:
         raise FidelityError(f"{checkpoint}: an audio-only recognizer (modalities 'a') cannot judge faces")
@@ -143,7 +125,7 @@ def open_real(
         path, overrides = (
             (Path(real), []) if real is not None else (resolve_path(cfg.data), cfg.data_overrides)
         )
-        cache, origin = Path(prepare(load_data_config(path, overrides)).path), f"data config {path}"
+        cache, origin = Path(prepare_data(load_data_config(path, overrides)).path), f"data config {path}"
     dataset = CachedClips(cache, split=split, source=sources, labelled_only=True)
     if len(dataset) == 0:
         raise FidelityError(f"{cache} has no labelled {split!r} windows from sources {sources or 'all'}")
@@ -209,14 +191,9 @@ def _synthetic_manifest_batches(
         return (torch.from_numpy(np.stack(clips)) if clips else None), labels
 
     def batches() -> Iterator[tuple[torch.Tensor | None, list[int], int]]:
-        chunks = [jobs[i : i + batch_size] for i in range(0, len(jobs), batch_size)]
-        with ThreadPoolExecutor(max_workers=1) as pool:  # the next chunk decodes while this one runs
-            pending = pool.submit(decode, chunks[0]) if chunks else None
-            for i in range(len(chunks)):
-                video, labels = pending.result()
-                if i + 1 < len(chunks):
-                    pending = pool.submit(decode, chunks[i + 1])
-                yield video, labels, len(chunks[i])
+        # The next chunk decodes while this one runs.
+        for chunk, (video, labels) in prefetched(decode, chunked(jobs, batch_size)):
+            yield video, labels, len(chunk)
 
     return len(jobs), batches()
 
@@ -321,7 +298,7 @@ def run_fidelity(
     """Score both sides, write ``fidelity.json`` and the two confusion-matrix PNGs into ``out_dir``."""
     if faces not in FACES:
         raise FidelityError(f"--faces {faces!r}: one of {', '.join(FACES)}")
-    device_ = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device_ = default_device(device)
     model, cfg = load_recognizer(checkpoint, device_)
     dataset, real_info = open_real(real, cfg, split, real_sources)
     pre, pre_origin = training_preprocess(cfg, checkpoint)
@@ -350,70 +327,16 @@ def run_fidelity(
         "unit": "sample (K-frame clip; a real window is labelled by the majority of its frames)",
     }
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / FIDELITY_JSON).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_json(out / FIDELITY_JSON, report)
     overall = report["overall"]
     plot_confusion(
         np.asarray(report["confusion"]["synthetic"]),
-        out / SYNTH_PNG,
+        out / SYNTH_CONFUSION,
         f"synthetic: {overall['n_synth']} samples, recognised {overall['synth_accuracy']:.1%}",
     )
     plot_confusion(
         np.asarray(report["confusion"]["real"]),
-        out / REAL_PNG,
+        out / REAL_CONFUSION,
         f"real {split}: {overall['n_real']} windows, recognised {overall['real_accuracy']:.1%} (visual)",
     )
     return report
-
-
-# ---- `gan-aug fidelity` ---------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
-    add("--checkpoint", type=Path, required=True, help="recognizer checkpoint trained on real target data")
-    add(
-        "--synthetic",
-        type=Path,
-        required=True,
-        help="gan-aug generate output (folder or manifest CSV) or a cache",
-    )
-    add(
-        "--real",
-        type=Path,
-        default=None,
-        help="real data: a data config YAML or a prepared cache (default: the checkpoint's data config)",
-    )
-    add("--split", default="val", choices=("train", "val", "test"), help="real split to compare with")
-    add(
-        "--real-sources", default=None, help="comma-separated sources (default: the checkpoint's val_sources)"
-    )
-    add(
-        "--faces", choices=FACES, default="auto", help="face handling of synthetic frames, as in data configs"
-    )
-    add("--out", type=Path, required=True, help=f"output folder: {FIDELITY_JSON}, {SYNTH_PNG}, {REAL_PNG}")
-    add("--batch-size", type=int, default=64)
-    add("--device", default=None, help="cuda, cpu (default: cuda if available)")
-
-
-def run(args: argparse.Namespace) -> int:
-    sources = [s.strip() for s in args.real_sources.split(",") if s.strip()] if args.real_sources else None
-    report = run_fidelity(
-        args.checkpoint,
-        args.synthetic,
-        args.out,
-        real=args.real,
-        split=args.split,
-        real_sources=sources,
-        faces=args.faces,
-        batch_size=args.batch_size,
-        device=args.device,
-    )
-    for warning in report["warnings"]:
-        log.warning(warning)
-    print(f"{'class':<10} {'n_synth':>7} {'synth':>6} {'n_real':>7} {'real':>6}")
-    for name, c in report["classes"].items():
-        rates = [f"{r:6.3f}" if r is not None else f"{'-':>6}" for r in (c["synth_recall"], c["real_recall"])]
-        print(f"{name:<10} {c['n_synth']:>7} {rates[0]} {c['n_real']:>7} {rates[1]}")
-    print(f"written to {args.out}")
-    return 0

@@ -1,10 +1,10 @@
 """The trainer's default FID hook: KID and FID of G_ema's Aff-Wild2-style faces against the cached real
 Aff-Wild2 training frames, every ``train.fid_every`` steps.
 
-Real features are extracted once (and cached on disk by ``gan_aug.fid``); the fakes use fixed latents and
-the real subsample's own labels, so successive evaluations differ only by the generator. KID comes first in
-the returned metrics because the trainer keeps ``best.pt`` by the first one: it is unbiased at the small N a
-training run can afford, where FID's bias depends on N (METHOD.md, "FID conventions").
+Real features are extracted once (and cached on disk by ``gan_aug.fid.features``); the fakes use fixed
+latents and the real subsample's own labels, so successive evaluations differ only by the generator. KID
+comes first in the returned metrics because the trainer keeps ``best.pt`` by the first one: it is unbiased
+at the small N a training run can afford, where FID's bias depends on N (METHOD.md, "FID conventions").
 """
 
 from __future__ import annotations
@@ -17,19 +17,14 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
-from expr_common.runs import repo_root
+from expr_common.paths import repo_root
 from gan_aug.config import domain_index
-from gan_aug.fid import (
-    FeatureExtractor,
-    fid_from_features,
-    kid_from_features,
-    open_source,
-    source_features,
-    subsample,
-)
-from gan_aug.fid_weights import FidWeightsError
+from gan_aug.fid.features import FeatureExtractor, source_features
+from gan_aug.fid.metrics import fid_from_features, kid_from_features
+from gan_aug.fid.sources import open_source, subsample
+from gan_aug.fid.weights import FidWeightsError
+from gan_aug.run_config import GanTrainConfig
 from gan_aug.sampling import STREAM_GRID, TRAIN_SPLIT, step_generator
-from gan_aug.train_config import GanTrainConfig
 from gan_aug.trainer import FidUnavailableError
 
 TARGET_DOMAIN = "affwild2"  # the style `generate` asks for, so the one worth measuring

@@ -1,0 +1,83 @@
+"""The Accelerator both trainers run on, its launch check, and the one device default.
+
+Hardware (devices, processes, precision) comes from ``accelerate launch`` flags and configs, never from an
+experiment YAML; this module turns them into one ``Accelerator`` whose TensorBoard events go to the run
+folder's ``tb/``, and refuses a launch whose processes do not form one group.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration
+
+from expr_common.config import ConfigError
+from expr_common.logs import get_logger
+from expr_common.runs import TENSORBOARD_DIR
+
+log = get_logger("accelerate")
+
+
+def default_device(name: str | torch.device | None = None) -> torch.device:
+    """``name`` as a device; by default the GPU when there is one, else the CPU."""
+    if name is not None:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def make_accelerator(run_dir: str | Path, cpu: bool = False) -> Accelerator:
+    """An Accelerator for a run in ``run_dir`` (TensorBoard under ``run_dir/tb``: :func:`start_tracking`),
+    launch-checked."""
+    project = ProjectConfiguration(project_dir=str(run_dir))  # trackers log under the project folder
+    # Batches come from pinned memory on CUDA (see make_loader): their copy to the GPU need not block.
+    loading = DataLoaderConfiguration(non_blocking=True)
+    accelerator = Accelerator(
+        cpu=cpu, log_with="tensorboard", project_config=project, dataloader_config=loading
+    )
+    check_launch(accelerator)
+    if accelerator.num_processes > 1:
+        atexit.register(leave_process_group)
+    return accelerator
+
+
+def start_tracking(accelerator: Accelerator, config: dict[str, Any] | None = None) -> None:
+    """TensorBoard events of a run in ``<project_dir>/tb`` (the run contract's ``tb/``)."""
+    accelerator.init_trackers(TENSORBOARD_DIR, config=config)
+
+
+def leave_process_group() -> None:
+    """At exit: a process that ends with its gloo group alive can abort in the group's teardown ("terminate
+    called without an active exception"), as non-main processes of ``recognizer evaluate`` do, which
+    finish while the main one still writes its files. ``end_training`` (train) has done this already."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def check_launch(accelerator: Accelerator) -> None:
+    """Log what accelerate runs on; refuse a launch whose processes do not form one group (e.g. ``accelerate
+    launch --multi_gpu`` or ``torchrun`` on a machine without GPUs and without ``ACCELERATE_USE_CPU=true``):
+    each process would train alone and all of them would write the same run directory."""
+    if getattr(accelerator, "_expr_launch_checked", False):
+        return
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > accelerator.num_processes:
+        raise ConfigError(
+            f"{world} processes were launched (WORLD_SIZE) but accelerate sees {accelerator.num_processes} "
+            f"({accelerator.distributed_type}): on CPUs set ACCELERATE_USE_CPU=true, see "
+            "configs/accelerate/cpu_2proc.yaml"
+        )
+    if accelerator.is_main_process:
+        log.info(
+            "accelerate: %d process(es), %s (%s), device %s, mixed precision %s",
+            accelerator.num_processes,
+            accelerator.distributed_type,
+            accelerator.state.backend or "no backend",
+            accelerator.device,
+            accelerator.mixed_precision,
+        )
+    accelerator._expr_launch_checked = True

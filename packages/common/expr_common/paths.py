@@ -1,0 +1,48 @@
+"""Where things are: the workspace root, the data root and the resolution of configured paths.
+
+Configs name paths relative to the repository root; datasets under ``data/`` follow ``$EXPR_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SYNTHETIC_PREFIX = (
+    "synthetic_"  # data/synthetic_<preset>/ is generated on demand (expr_common.synth.ondemand)
+)
+DATA_DIR_ENV = "EXPR_DATA_DIR"
+_WORKSPACE_MARKER = "[tool.uv.workspace]"
+
+
+def repo_root() -> Path:
+    """The workspace root: the nearest folder above the working directory (or this package) whose
+    ``pyproject.toml`` declares the uv workspace; the working directory when there is none."""
+    for start in (Path.cwd(), Path(__file__).resolve().parent):
+        for folder in (start, *start.parents):
+            marker = folder / "pyproject.toml"
+            if marker.is_file() and _WORKSPACE_MARKER in marker.read_text(encoding="utf-8", errors="replace"):
+                return folder
+    return Path.cwd()
+
+
+def data_root() -> Path:
+    """Where datasets live: ``$EXPR_DATA_DIR`` if set, else ``<repo>/data``."""
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else repo_root() / "data"
+
+
+def resolve_path(path: str | Path) -> Path:
+    """A path from a config: absolute as given; relative ones are taken from the repo root, so a config
+    works from any working directory."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else repo_root() / path
+
+
+def resolve_data_path(path: str | Path) -> Path:
+    """A dataset path from a config. ``data/...`` lives under :func:`data_root` (so ``$EXPR_DATA_DIR``
+    moves every dataset at once); other relative paths are taken from the repo root."""
+    path = Path(path).expanduser()
+    if not path.is_absolute() and path.parts and path.parts[0] == "data":
+        return data_root().joinpath(*path.parts[1:])
+    return resolve_path(path)

@@ -1,0 +1,1 @@
+"""The experiment above both method packages: does GAN-synthesised data help the recognizer?"""

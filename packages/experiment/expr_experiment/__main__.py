@@ -1,0 +1,5 @@
+import sys
+
+from expr_experiment.cli import main
+
+sys.exit(main())

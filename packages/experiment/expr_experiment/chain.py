@@ -1,0 +1,155 @@
+"""``expr-experiment chain``: the whole GAN-augmentation experiment in one command (``make demo``).
+
+corpus -> check -> prepare -> GAN training -> Aff-Wild2-style samples -> FID / KID / per-class FID with the
+real-vs-real floor -> class fidelity -> recognizer baseline, +synthetic and +source-real over N seeds, and
+the Table 1 ablation cells -> ``report.md`` (:mod:`expr_experiment.report`).
+
+Every step is the project's own command line (:mod:`expr_experiment.tasks`); an interrupted chain
+continues where it stopped (a GAN or recognizer run that was cut off resumes from its ``last.pt``). Where
+each step writes is :class:`~expr_experiment.layout.ChainDir`'s business.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from expr_common.config import ConfigError, load_config, save_config
+from expr_common.data.config import load_data_config
+from expr_common.paths import resolve_data_path, resolve_path
+from expr_common.runs import RunDir, add_override_argument
+from expr_experiment.chain_config import ChainConfig
+from expr_experiment.layout import BASELINE_MODALITY, BASELINE_ROW, ChainDir
+from expr_experiment.report import write_report
+from expr_experiment.tasks import ChainError, Task, run_tasks, tool
+from recognizer.ablate import cell_config, write_cell_summary
+from recognizer.run_config import load_recognizer_config
+
+USER_ERRORS = (ChainError, ConfigError)
+
+
+def plan(cfg: ChainConfig, root: Path) -> list[Task]:
+    """The chain's steps and what each waits for."""
+    layout = ChainDir(root)
+    data_cfg = load_data_config(resolve_path(cfg.data), cfg.data_overrides)
+    corpus = resolve_data_path(f"data/synthetic_{cfg.preset}")
+    affwild2 = next(s for s in data_cfg.sources if s.format == "affwild2")
+    cache = resolve_path(data_cfg.cache.root)
+    expr_data, gan_aug = tool("expr-data"), tool("gan-aug")
+    tasks = [
+        Task(
+            "corpus",
+            [
+                [expr_data, "synth", "--out", str(corpus), "--preset", cfg.preset]
+                + ["--seed", str(cfg.corpus_seed), "--reuse"],
+                [expr_data, "check", str(resolve_data_path(affwild2.root)), "--format", "affwild2"],
+            ],
+        ),
+        Task(
+            "prepare", [[expr_data, "prepare", "--config", cfg.data, *_sets(cfg.data_overrides)]], ("corpus",)
+        ),
+        Task("fid_weights", [[gan_aug, "fid-weights"]]),
+    ]
+    gan_cmd = [gan_aug, "train", "--config", cfg.gan, "--run-dir", str(layout.gan.root)]
+    gan_cmd += _sets([*cfg.data_sets, *cfg.gan_overrides])
+    if layout.gan.last_checkpoint.is_file():
+        gan_cmd.append("--resume")
+    tasks.append(Task("gan", [gan_cmd], ("prepare",)))
+    gen = cfg.generate
+    amount = ["--fill-to-max"] if gen.fill_to_max else ["--per-class", str(gen.per_class)]
+    tasks.append(
+        Task(
+            "generate",
+            [
+                [gan_aug, "generate", "--checkpoint", str(layout.gan.last_checkpoint)]
+                + ["--out", str(layout.synthetic), "--domain", gen.domain, *amount]
+                + ["--clip-len", str(gen.clip_len), "--truncation", str(gen.truncation)]
+                + ["--seed", str(gen.seed), "--overwrite"]
+            ],
+            ("gan",),
+        )
+    )
+    fid = cfg.fid
+    fid_cmd = [gan_aug, "fid", "--real", str(cache), "--real-domain", gen.domain, "--real-split", "train"]
+    fid_cmd += ["--fake", str(layout.synthetic), "--out", str(layout.fid_report)]
+    fid_cmd += ["--batch-size", str(fid.batch_size), "--cache-dir", str(layout.fid_cache)]
+    fid_cmd += [flag for flag, on in (("--per-class", fid.per_class), ("--kid", fid.kid)) if on]
+    fid_cmd += [flag for flag, on in (("--floor", fid.floor), ("--allow-small-n", fid.allow_small_n)) if on]
+    fid_cmd += ["--n", str(fid.n)] if fid.n else []
+    tasks.append(Task("fid", [fid_cmd], ("generate", "fid_weights")))
+
+    base = load_recognizer_config(resolve_path(cfg.recognizer))
+    rec_overrides = [*cfg.data_sets, *cfg.recognizer_overrides]
+    for row in cfg.ablation_rows:
+        for modality in cfg.ablation_modalities:
+            # The full model's row gets every seed in each modality: V+A against V and against A is the
+            # comparison a fusion method must win, and it needs the seed spread.
+            for seed in range(cfg.seeds if row == BASELINE_ROW else cfg.ablation_seeds):
+                cell = cell_config(base, rec_overrides, row, modality, seed)
+                task = ChainDir.cell_task(row, modality, seed)
+                tasks.append(_recognizer_task(task, cell, layout.cell(row, modality, seed)))
+    for seed in range(cfg.seeds):
+        cell = cell_config(base, rec_overrides, BASELINE_ROW, BASELINE_MODALITY, seed)
+        for arm, flags, deps in (
+            ("synthetic", ["--with-synthetic", "--synthetic", str(layout.synthetic)], ("generate",)),
+            ("source_real", ["--with-source-real"], ("prepare",)),
+        ):
+            task = ChainDir.arm_task(arm, seed)
+            tasks.append(_recognizer_task(task, cell, layout.arm(arm, seed), flags, deps))
+    judge = RunDir(layout.arm("baseline", 0))  # the baseline recognizer, trained on real data only
+    tasks.append(
+        Task(
+            "fidelity",
+            [
+                [tool("expr-experiment"), "fidelity", "--checkpoint", str(judge.best_checkpoint)]
+                + ["--synthetic", str(layout.synthetic), "--real", str(cache), "--split", cfg.fidelity_split]
+                + ["--out", str(layout.fidelity)]
+            ],
+            ("generate", ChainDir.arm_task("baseline", 0)),
+        )
+    )
+    return tasks
+
+
+def _sets(overrides: list[str]) -> list[str]:
+    return [item for o in overrides for item in ("--set", o)]
+
+
+def _recognizer_task(
+    name: str, cell, run_dir: Path, flags: list[str] | None = None, deps: tuple[str, ...] = ("prepare",)
+) -> Task:
+    """One recognizer training run of a resolved config (written beside the run, so the child trains
+    exactly the cell the ablation table will describe)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = run_dir / "cell.yaml"
+    save_config(cell, config)
+    cmd = [tool("recognizer"), "train", "--config", str(config), "--run-dir", str(run_dir), *(flags or [])]
+    if RunDir(run_dir).last_checkpoint.is_file():
+        cmd.append("--resume")
+    return Task(name, [cmd], deps, after=lambda: write_cell_summary(cell, run_dir))
+
+
+def run_chain(cfg: ChainConfig, root: Path) -> Path:
+    """Run (or continue) the chain in ``root`` and write ``root/report.md``; returns the report path."""
+    layout = ChainDir(root)
+    root.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, layout.config)
+    started = time.perf_counter()
+    timings = run_tasks(plan(cfg, root), root, cfg.jobs)
+    return write_report(cfg, root, timings, time.perf_counter() - started)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="configs/chain/demo.yaml", help="chain YAML (configs/chain/)")
+    parser.add_argument(
+        "--run-dir", type=Path, default=Path("runs/demo"), help="output folder; rerun resumes"
+    )
+    add_override_argument(parser, example="seeds=1")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(resolve_path(args.config), ChainConfig, args.overrides)
+    report = run_chain(cfg, Path(args.run_dir))
+    print(f"report written to {report}")
+    return 0

@@ -1,0 +1,60 @@
+"""The chain's config (``configs/chain/*.yaml``): which corpus, data, GAN and recognizer configs, how many
+seeds per arm, which ablation cells, and the settings of the generate and FID steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from expr_experiment.layout import BASELINE_MODALITY, BASELINE_ROW
+from recognizer.ablate import ROWS
+
+
+@dataclass
+class GenerateStep:
+    domain: str = "affwild2"  # whose style the GAN draws
+    fill_to_max: bool = True  # top every class up to the largest real class (else per_class)
+    per_class: int = 0
+    clip_len: int = 8  # frames per synthetic clip (the recognizer's K)
+    truncation: float = 1.0
+    seed: int = 0
+
+
+@dataclass
+class FidStep:
+    n: int | None = None  # images per side; None = the smaller source
+    per_class: bool = True
+    kid: bool = True
+    floor: bool = True  # the real-vs-real floor on two disjoint halves of the real target data
+    allow_small_n: bool = True  # the demo corpus has far fewer than 2,048 faces; the report says so
+    batch_size: int = 50
+
+
+@dataclass
+class ChainConfig:
+    preset: str = "demo"  # `expr-data synth` preset written to data/synthetic_<preset>
+    corpus_seed: int = 0
+    data: str = "configs/data/synthetic_demo.yaml"
+    data_overrides: list[str] = field(default_factory=list)  # --set style, for every step that reads data
+    gan: str = "configs/gan_aug/demo.yaml"
+    gan_overrides: list[str] = field(default_factory=list)
+    recognizer: str = "configs/recognizer/demo.yaml"
+    recognizer_overrides: list[str] = field(default_factory=list)
+    seeds: int = 3  # per arm (baseline, + synthetic, + source-real)
+    ablation_seeds: int = 1  # per Base / + GCSA cell; at most `seeds` (+ GCSA + CF cells get `seeds`)
+    ablation_rows: list[str] = field(default_factory=lambda: list(ROWS))
+    ablation_modalities: list[str] = field(default_factory=lambda: ["v", "a", "av"])
+    generate: GenerateStep = field(default_factory=GenerateStep)
+    fid: FidStep = field(default_factory=FidStep)
+    jobs: int = 2  # child processes at once (each one thread): the CPU's cores
+    fidelity_split: str = "val"
+
+    @property
+    def data_sets(self) -> list[str]:
+        """``data_overrides`` as one ``--set`` value for the GAN and recognizer configs."""
+        return [f"data_overrides=[{','.join(self.data_overrides)}]"] if self.data_overrides else []
+
+    def __post_init__(self) -> None:
+        if BASELINE_ROW not in self.ablation_rows or BASELINE_MODALITY not in self.ablation_modalities:
+            raise ValueError("the chain's baseline arm is the gcsa_cf / av ablation cell: keep both")
+        if self.seeds < 1 or self.jobs < 1 or not 1 <= self.ablation_seeds <= self.seeds:
+            raise ValueError("seeds and jobs must be >= 1, and 1 <= ablation_seeds <= seeds")

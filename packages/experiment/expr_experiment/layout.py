@@ -1,0 +1,117 @@
+"""The layout of a chain's folder (``runs/demo``): the one place that spells the paths ``chain`` writes and
+``report`` reads. The files inside a recognizer or GAN run keep their own packages' names
+(``recognizer.outputs``, ``gan_aug.grids``, ``expr_common.runs``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from expr_common.runs import CONFIG_FILE, REPORT_FILE, RunDir
+from gan_aug.grids import sample_grids
+
+ARMS = ("baseline", "synthetic", "source_real")  # baseline = the + GCSA + CF, V+A ablation cell
+BASELINE_ROW, BASELINE_MODALITY = "gcsa_cf", "av"
+FIDELITY_JSON = "fidelity.json"
+SYNTH_CONFUSION, REAL_CONFUSION = "confusion_synthetic.png", "confusion_real.png"
+
+
+@dataclass(frozen=True)
+class ChainDir:
+    """Paths inside one chain folder."""
+
+    root: Path
+
+    # the chain's own bookkeeping
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def done(self) -> Path:
+        return self.root / "done"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def marker(self, task: str) -> Path:
+        """Left by a finished step (holding its seconds): a rerun skips the step."""
+        return self.done / (task.replace("/", "__") + ".done")
+
+    def log(self, task: str) -> Path:
+        return self.logs / (task.replace("/", "__") + ".log")
+
+    # the generator's side
+    @property
+    def gan(self) -> RunDir:
+        return RunDir(self.root / "gan")
+
+    def gan_grids(self, domain: str) -> list[Path]:
+        return sample_grids(self.gan.root, domain)
+
+    @property
+    def synthetic(self) -> Path:
+        """``gan-aug generate --out``: the synthetic samples and their manifest."""
+        return self.root / "synthetic"
+
+    @property
+    def fid_report(self) -> Path:
+        return self.root / "fid" / "report.json"
+
+    @property
+    def fid_cache(self) -> Path:
+        return self.root / "fid" / "cache"
+
+    @property
+    def fidelity(self) -> Path:
+        return self.root / "fidelity"
+
+    @property
+    def fidelity_json(self) -> Path:
+        return self.fidelity / FIDELITY_JSON
+
+    @property
+    def fidelity_confusion(self) -> Path:
+        return self.fidelity / SYNTH_CONFUSION
+
+    # the recognizer's side
+    @property
+    def ablation(self) -> Path:
+        return self.root / "ablation"
+
+    def cell(self, row: str, modality: str, seed: int) -> Path:
+        """One ablation cell's recognizer run."""
+        return self.ablation / f"{row}_{modality}" / f"seed{seed}"
+
+    @staticmethod
+    def cell_task(row: str, modality: str, seed: int) -> str:
+        return f"ablation/{row}_{modality}/seed{seed}"
+
+    def arm(self, arm: str, seed: int) -> Path:
+        """One arm's recognizer run; the baseline arm is the full model's V+A ablation cell."""
+        if arm == "baseline":
+            return self.cell(BASELINE_ROW, BASELINE_MODALITY, seed)
+        return self.root / "arms" / arm / f"seed{seed}"
+
+    @classmethod
+    def arm_task(cls, arm: str, seed: int) -> str:
+        if arm == "baseline":
+            return cls.cell_task(BASELINE_ROW, BASELINE_MODALITY, seed)
+        return f"arms/{arm}/seed{seed}"
+
+    def arm_runs(self, seeds: int) -> dict[str, list[Path]]:
+        return {arm: [self.arm(arm, s) for s in range(seeds)] for arm in ARMS}
+
+    # the report
+    @property
+    def report(self) -> Path:
+        return self.root / REPORT_FILE
+
+    @property
+    def report_json(self) -> Path:
+        return self.root / "report.json"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"

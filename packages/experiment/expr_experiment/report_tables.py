@@ -1,0 +1,150 @@
+"""The numbers of the chain's report, read from the files its steps wrote (recognizer ``summary.json``, the
+FID report, ``fidelity.json``) and nowhere else computed: per-arm and per-modality seed statistics, the
+verdict, the FID and class-fidelity tables. Each body names the file(s) it came from."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from expr_common.labels import CLASS_NAMES
+from expr_experiment.layout import BASELINE_ROW, ChainDir
+from recognizer.outputs import SUMMARY_FILE
+
+ARM_LABELS = {
+    "baseline": "Baseline (real Aff-Wild2)",
+    "synthetic": "+ synthetic",
+    "source_real": "+ source-real",
+}
+
+
+def _summary(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / SUMMARY_FILE
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    summary["_file"] = str(path)
+    return summary
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def seed_stats(runs: list[Path], per_class: bool = False) -> dict[str, Any]:
+    """The selected validation macro-F1 of each seed's run (best checkpoint, fusion and smoothing chosen on
+    validation), their mean and sample std, the summary files, and optionally the mean per-class F1."""
+    summaries = [_summary(r) for r in runs]
+    f1 = [s["selection"]["val_macro_f1"] for s in summaries]
+    mean, std = _mean_std(f1)
+    body: dict[str, Any] = {"seeds": f1, "mean": mean, "std": std, "files": [s["_file"] for s in summaries]}
+    if per_class:
+        body["per_class_f1"] = {}
+        for name in CLASS_NAMES:
+            values = [s["selection"]["val_metrics"]["per_class_f1"][name] for s in summaries]
+            values = [v for v in values if v is not None]
+            body["per_class_f1"][name] = statistics.fmean(values) if values else None
+    return body
+
+
+def arm_table(root: Path, seeds: int) -> dict[str, Any]:
+    """Per arm: :func:`seed_stats` with the per-class F1."""
+    return {arm: seed_stats(runs, per_class=True) for arm, runs in ChainDir(root).arm_runs(seeds).items()}
+
+
+def modality_table(root: Path, cfg) -> dict[str, Any]:
+    """The + GCSA + CF cells per modality over every seed."""
+    layout = ChainDir(root)
+    return {
+        modality: seed_stats([layout.cell(BASELINE_ROW, modality, s) for s in range(cfg.seeds)])
+        for modality in cfg.ablation_modalities
+    }
+
+
+def seed_row(label: str, body: dict[str, Any]) -> str:
+    seeds_text = ", ".join(f"{v:.3f}" for v in body["seeds"])
+    return f"| {label} | {body['mean']:.3f} +- {body['std']:.3f} | {seeds_text} |"
+
+
+def verdict(arms: dict[str, Any]) -> str:
+    """A plain statement: did +synthetic beat the baseline, by how much relative to the seed spread, and on
+    which classes."""
+    base, syn, src = arms["baseline"], arms["synthetic"], arms["source_real"]
+    diff = syn["mean"] - base["mean"]
+    spread = max(base["std"], syn["std"], 1e-9)
+    n = len(base["seeds"])
+    spread_text = (
+        f"against a seed-to-seed std of {base['std']:.3f} (baseline) and {syn['std']:.3f} (+ synthetic) "
+        f"over {n} seeds"
+    )
+    raised = f"The synthetic data raised macro-F1 by {diff:+.3f}"
+    if diff > spread:
+        text = f"**Yes.** {raised}, more than the spread ({spread_text})."
+    elif diff > 0:
+        text = f"**Not clearly.** {raised}, within the spread ({spread_text})."
+    else:
+        text = f"**No.** With the synthetic data macro-F1 changed by {diff:+.3f} ({spread_text})."
+    gains, losses = [], []
+    for name in CLASS_NAMES:
+        b, s = base["per_class_f1"][name], syn["per_class_f1"][name]
+        if b is None or s is None:
+            continue
+        if s - b > spread:
+            gains.append(f"{name} ({s - b:+.3f})")
+        elif b - s > spread:
+            losses.append(f"{name} ({s - b:+.3f})")
+    text += " Classes that gained more than the spread: " + (", ".join(gains) or "none") + "."
+    text += " Classes that lost more than the spread: " + (", ".join(losses) or "none") + "."
+    text += (
+        f" For comparison, adding the real AFEW and CK+ samples directly (+ source-real) changed macro-F1 by "
+        f"{src['mean'] - base['mean']:+.3f}."
+    )
+    return text
+
+
+def fid_section(root: Path) -> tuple[list[str], dict[str, Any]]:
+    path = ChainDir(root).fid_report
+    report = json.loads(path.read_text(encoding="utf-8"))
+    lines = ["| | FID | KID (x 1e3) | intra-FID (per class) | N real / fake used |", "|---|---|---|---|---|"]
+
+    def row(label: str, body: dict[str, Any]) -> str:
+        kid = body.get("kid") or {}
+        kid_text = f"{kid['mean'] * 1e3:.2f} +- {kid['std'] * 1e3:.2f}" if "mean" in kid else "-"
+        intra = (body.get("per_class") or {}).get("intra_fid")
+        n_text = f"{body['n']} / {body['n']} (of {body['real']['available']} / {body['fake']['available']})"
+        intra_text = f"{intra:.1f}" if isinstance(intra, (int, float)) else "-"
+        return f"| {label} | {body['fid']:.1f} | {kid_text} | {intra_text} | {n_text} |"
+
+    lines.append(row("synthetic vs real Aff-Wild2 (train)", report))
+    if "floor" in report:
+        lines.append(row("real vs real (floor: two disjoint halves)", report["floor"]))
+    vs = report.get("vs_floor")
+    if vs:
+        fid = vs["fid"]
+        lines += [
+            "",
+            f"At one equal N = {vs['n']} against half A of the real data: synthetic FID {fid['fake']:.1f}, "
+            f"real half B (the floor) {fid['floor']:.1f}; the synthetic data sits {fid['above_floor']:.1f} "
+            "above the floor.",
+        ]
+    classes = (report.get("per_class") or {}).get("classes") or {}
+    if classes:
+        lines += ["", "| class | FID | N |", "|---|---|---|"]
+        lines += [f"| {name} | {c['fid']:.1f} | {c['n']} |" for name, c in classes.items()]
+    for warning in report.get("warnings", []):
+        lines.append(f"\n> {warning}")
+    return lines, {"file": str(path), **report}
+
+
+def fidelity_section(root: Path) -> tuple[list[str], dict[str, Any]]:
+    path = ChainDir(root).fidelity_json
+    body = json.loads(path.read_text(encoding="utf-8"))
+    lines = [
+        "| class | synthetic recognised | N synthetic | real val recognised | N real |",
+        "|---|---|---|---|---|",
+    ]
+    for name, c in body["classes"].items():
+        syn = "-" if c.get("synth_recall") is None else f"{c['synth_recall']:.2f}"
+        real = "-" if c.get("real_recall") is None else f"{c['real_recall']:.2f}"
+        lines.append(f"| {name} | {syn} | {c.get('n_synth', 0)} | {real} | {c.get('n_real', 0)} |")
+    return lines, {"file": str(path), **body}

@@ -1,0 +1,61 @@
+"""``recognizer train``: train the audio-visual recognizer (``recognizer/trainer.py``) into a run folder.
+
+recognizer train --config configs/recognizer/tiny.yaml --run-dir runs/rec [--resume] [--with-synthetic]
+accelerate launch -m recognizer train --config ... --run-dir runs/rec
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from expr_common.accelerator import make_accelerator
+from expr_common.runs import add_run_arguments, open_run_dir
+from recognizer.errors import USER_ERRORS  # noqa: F401 (the subcommand's one-line errors)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_run_arguments(parser, config_required=True)
+    parser.add_argument(
+        "--with-synthetic",
+        action="store_true",
+        help="add `gan-aug generate` samples (video only) to training under extra_policies.synthetic",
+    )
+    parser.add_argument("--synthetic", metavar="DIR", help="the `gan-aug generate --out` folder to add")
+    parser.add_argument(
+        "--with-source-real",
+        action="store_true",
+        help="add the data config's AFEW and CK+ training samples directly (the no-GAN comparison)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from recognizer.extra_data import with_extra_flags
+    from recognizer.run_config import load_recognizer_config
+    from recognizer.trainer import train
+
+    cfg = load_recognizer_config(args.config, args.overrides)
+    cfg = with_extra_flags(
+        cfg, synthetic=args.with_synthetic, synthetic_dir=args.synthetic, source_real=args.with_source_real
+    )
+    # Every process must agree on the run directory; the default has a timestamp, so only --run-dir or
+    # the main process's choice is safe under accelerate launch: the folder is created before the
+    # accelerator starts, and non-main processes of a multi-process run need --run-dir.
+    run_dir = open_run_dir(args.run_dir, "recognizer-train", resume=args.resume)
+    summary = train(cfg, run_dir, resume=args.resume, accelerator=make_accelerator(run_dir.root))
+    if "selection" in summary:
+        sel = summary["selection"]
+        print(
+            f"best validation macro-F1 {summary['best_val_macro_f1']:.4f}; with fusion m={sel['m']} "
+            f"n={sel['n']} and smoothing {sel['window']}: {sel['val_macro_f1']:.4f}"
+        )
+        print(f"run written to {run_dir.root}")
+    return 0
+
+
+if __name__ == "__main__":  # accelerate launch packages/recognizer/recognizer/train.py --config ...
+    from expr_common import subcommands
+
+    parser = argparse.ArgumentParser(prog="train.py", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    sys.exit(subcommands.run_module("recognizer", "train", sys.modules[__name__], parser.parse_args()))
