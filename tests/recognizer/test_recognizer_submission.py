@@ -171,10 +171,11 @@ def test_validator_counts_frames_per_video(broken, tmp_path):
     path = tmp_path / "short.csv"
     path.write_text("\n".join(good[:-1]) + "\n")  # b stops at frame 2 although crop 3 exists
     problems = validate_submission(path, videos, tmp_path / "crops")
-    assert problems == []  # 2 lines = 2 crops in b/: the crop-count rule accepts it
+    # 2 lines = 2 crops in b/, but crop 3 has no line: incomplete (this passed before issue 14, item 5)
+    assert len(problems) == 1 and f"{path}:6: video b has frames 1..2; expected 1..3" in problems[0]
     path.write_text("\n".join([*good, "b/00004.jpg,0"]) + "\n")
     problems = validate_submission(path, videos, tmp_path / "crops")
-    assert len(problems) == 1 and f"{path}:8: video b has frames 1..4; expected 1..2 or 3" in problems[0]
+    assert len(problems) == 1 and f"{path}:8: video b has frames 1..4; expected 1..3" in problems[0]
     many = [SUBMISSION_HEADER] + [f"x{i}/00001.jpg,0" for i in range(80)]
     path.write_text("\n".join(many) + "\n")
     problems = validate_submission(path, videos, tmp_path / "crops")

@@ -23,6 +23,7 @@ import torch
 
 from expr_common.atomic import atomic_write, fsync_dir, temp_path
 from expr_common.config import from_dict, to_dict
+from expr_common.errors import ExprError
 from expr_common.logs import get_logger
 
 T = TypeVar("T")
@@ -38,7 +39,7 @@ _SERIALIZED_STARTS = (b"PK\x03\x04", b"\x80")
 log = get_logger("checkpoint")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ExprError, RuntimeError):
     """A checkpoint file is missing, torn, or not loadable safely."""
 
 
@@ -200,3 +201,50 @@ def _reason(exc: BaseException) -> str:
             return lines[i + 1]
     # e.g. "PytorchStreamReader failed reading zip archive: failed finding central directory. This is..."
     return lines[0].split(". ")[0] if lines else type(exc).__name__
+
+
+def config_changes(saved: Any, current: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain configs, as ``key: saved -> current``."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        out = []
+        for key in sorted(set(saved) | set(current), key=str):
+            sub = f"{prefix}.{key}" if prefix else str(key)
+            out += config_changes(saved.get(key, "<absent>"), current.get(key, "<absent>"), sub)
+        return out
+    return [] if saved == current else [f"{prefix}: {saved!r} -> {current!r}"]
+
+
+def check_fits(
+    path: str | Path,
+    state: dict[str, Any],
+    modules: dict[str, dict[str, torch.Tensor]],
+    current_config: Any,
+) -> None:
+    """Refuse a checkpoint whose tensors do not fit the models this config builds (``modules``: a name of
+    ``state`` -> the model's own ``state_dict()``): a :class:`CheckpointError` that says how many tensors
+    differ and which config keys differ from the checkpoint's, raised before anything is loaded."""
+    problems = []
+    for name, own in modules.items():
+        saved = state.get(name)
+        if not isinstance(saved, dict):
+            problems.append(f"no {name!r} weights")
+            continue
+        missing = [k for k in own if k not in saved]
+        extra = [k for k in saved if k not in own]
+        shapes = [
+            f"{name}.{k} {tuple(saved[k].shape)} -> {tuple(v.shape)}"
+            for k, v in own.items()
+            if k in saved and isinstance(saved[k], torch.Tensor) and tuple(saved[k].shape) != tuple(v.shape)
+        ]
+        problems += shapes
+        if missing or extra:
+            problems.append(f"{name}: {len(missing)} tensors missing, {len(extra)} unexpected")
+    if not problems:
+        return
+    changes = config_changes(state[CONFIG_KEY], to_dict(current_config)) if CONFIG_KEY in state else []
+    shown = "; ".join(problems[:3]) + (f"; {len(problems) - 3} more" if len(problems) > 3 else "")
+    said = "; ".join(changes[:6]) + (f"; {len(changes) - 6} more" if len(changes) > 6 else "")
+    raise CheckpointError(
+        f"{path} does not fit this config ({shown}); config keys that differ from the checkpoint's: "
+        f"{said or 'none (the code changed?)'}. Resume with the checkpoint's own config, or start a new run"
+    )

@@ -20,11 +20,12 @@ from typing import Any, TypeVar
 import yaml
 
 from expr_common.atomic import write_text
+from expr_common.errors import ExprError
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(ExprError, ValueError):
     """A config file or override does not fit its schema; the message names the key and the source."""
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from expr_common.errors import ExprError
+
 # Container -> (video codec, audio codec, pixel format). AVI mirrors AFEW (MPEG-4 Part 2 + MP3);
 # MP4 mirrors Aff-Wild2 (H.264 + AAC).
 _CODECS = {
@@ -21,7 +23,7 @@ _CODECS = {
 }
 
 
-class MediaError(RuntimeError):
+class MediaError(ExprError, RuntimeError):
     """A media file cannot be opened or decoded; the message names the file."""
 
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from expr_common.atomic import atomic_write
+from expr_common.errors import NothingToResumeError, RunDirError
 from expr_common.paths import repo_root
 
 CONFIG_FILE = "config.yaml"
@@ -74,21 +76,57 @@ def default_run_dir(command: str) -> Path:
     return repo_root() / "runs" / command / stamp
 
 
+def run_contents(run: RunDir) -> list[str]:
+    """What in ``run`` marks it as holding a run (finished or partial): its config, metrics, checkpoints."""
+    held = [p.name for p in (run.config, run.metrics) if p.is_file()]
+    if run.checkpoints.is_dir():
+        held += [f"{CHECKPOINT_DIR}/{p.name}" for p in sorted(run.checkpoints.glob("*.pt"))]
+    return held
+
+
 def open_run_dir(
-    path: str | Path | None, command: str, *, resume: bool = False, create: bool = True
+    path: str | Path | None,
+    command: str,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    create: bool = True,
+    fresh: bool = True,
 ) -> RunDir:
     """The run directory for ``command``: ``path`` or ``runs/<command>/<timestamp>``. With ``resume`` it
-    must already hold ``checkpoints/last.pt``. ``create=False`` (non-main processes) only resolves it."""
+    must already hold ``checkpoints/last.pt``. Without it, a folder that already holds a run is refused
+    (:class:`RunDirError`) unless ``overwrite``, which moves that run aside to ``<folder>.replaced-<time>``
+    first (``fresh=False``: a command that only adds files, like ``evaluate``, may write into any folder).
+    ``create=False`` (non-main processes) only resolves it: the main process looks and moves."""
+    if resume and overwrite:
+        raise RunDirError("--resume continues the run in --run-dir and --overwrite moves it aside: give one")
     if path is None:
         if resume:
-            raise ValueError("--resume needs --run-dir: the run directory to continue")
+            raise RunDirError("--resume needs --run-dir: the run directory to continue")
         path = default_run_dir(command)
     run = RunDir(Path(path))
     if resume and not run.last_checkpoint.is_file():
-        raise FileNotFoundError(f"--resume: {run.last_checkpoint} does not exist; nothing to resume")
+        raise NothingToResumeError(f"--resume: {run.last_checkpoint} does not exist; nothing to resume")
+    if create and fresh and not resume and (held := run_contents(run)):
+        if not overwrite:
+            raise RunDirError(
+                f"{run.root} already holds a run ({', '.join(held[:4])}): pass --resume to continue it, or "
+                "--overwrite to move it aside and start again"
+            )
+        aside = _aside(run.root)
+        run.root.rename(aside)
+        print(f"--overwrite: moved the earlier run in {run.root} to {aside}", file=sys.stderr)
     if create:
         run.checkpoints.mkdir(parents=True, exist_ok=True)
     return run
+
+
+def _aside(root: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidate, k = root.with_name(f"{root.name}.replaced-{stamp}"), 1
+    while candidate.exists():
+        candidate, k = root.with_name(f"{root.name}.replaced-{stamp}-{k}"), k + 1
+    return candidate
 
 
 def add_override_argument(parser: argparse.ArgumentParser, example: str = "train.lr=0.01") -> None:
@@ -111,6 +149,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, config_required: bool 
         "--run-dir", type=Path, default=None, help="output folder (default runs/<command>/<time>)"
     )
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.pt")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="RUN_DIR holds a run: move it aside and start again"
+    )
 
 
 class MetricsWriter:
@@ -148,3 +189,19 @@ def truncate_metrics(path: str | Path, key: str, last: int) -> None:
     if len(kept) < len(records):
         with atomic_write(path) as handle:
             handle.writelines(json.dumps(r, sort_keys=False) + "\n" for r in kept)
+
+
+def resume_note(args: argparse.Namespace, command: str) -> str | None:
+    """For a training command stopped early (Ctrl-C, a full disk): the last good checkpoint in
+    ``args.run_dir`` and the command line that continues from it (None before the folder is known)."""
+    if args.run_dir is None:
+        return None
+    run = RunDir(Path(args.run_dir))
+    if not run.last_checkpoint.is_file():
+        return f"no checkpoint was written yet in {run.root}; nothing to resume"
+    config = f" --config {args.config}" if getattr(args, "config", None) else ""
+    sets = "".join(f" --set {o}" for o in getattr(args, "overrides", []))
+    return (
+        f"the last good checkpoint is {run.last_checkpoint}; continue with: "
+        f"{command}{config}{sets} --run-dir {run.root} --resume"
+    )

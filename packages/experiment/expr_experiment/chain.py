@@ -15,18 +15,16 @@ import argparse
 import time
 from pathlib import Path
 
-from expr_common.config import ConfigError, load_config, save_config
+from expr_common.config import load_config, save_config
 from expr_common.data.config import load_data_config
 from expr_common.paths import resolve_data_path, resolve_path
-from expr_common.runs import RunDir, add_override_argument
+from expr_common.runs import RunDir, add_override_argument, run_contents
 from expr_experiment.chain_config import ChainConfig
 from expr_experiment.layout import BASELINE_MODALITY, BASELINE_ROW, ChainDir
 from expr_experiment.report import write_report
-from expr_experiment.tasks import ChainError, Task, run_tasks, tool
+from expr_experiment.tasks import Task, run_tasks, tool
 from recognizer.ablate import cell_config, write_cell_summary
 from recognizer.run_config import load_recognizer_config
-
-USER_ERRORS = (ChainError, ConfigError)
 
 
 def plan(cfg: ChainConfig, root: Path) -> list[Task]:
@@ -53,8 +51,7 @@ def plan(cfg: ChainConfig, root: Path) -> list[Task]:
     ]
     gan_cmd = [gan_aug, "train", "--config", cfg.gan, "--run-dir", str(layout.gan.root)]
     gan_cmd += _sets([*cfg.data_sets, *cfg.gan_overrides])
-    if layout.gan.last_checkpoint.is_file():
-        gan_cmd.append("--resume")
+    gan_cmd += _continue(layout.gan)
     tasks.append(Task("gan", [gan_cmd], ("prepare",)))
     gen = cfg.generate
     amount = ["--fill-to-max"] if gen.fill_to_max else ["--per-class", str(gen.per_class)]
@@ -112,6 +109,14 @@ def plan(cfg: ChainConfig, root: Path) -> list[Task]:
     return tasks
 
 
+def _continue(run: RunDir) -> list[str]:
+    """A step cut off mid-run resumes from its last.pt; one cut off before any checkpoint starts again
+    (its partial attempt moved aside by --overwrite)."""
+    if run.last_checkpoint.is_file():
+        return ["--resume"]
+    return ["--overwrite"] if run_contents(run) else []
+
+
 def _sets(overrides: list[str]) -> list[str]:
     return [item for o in overrides for item in ("--set", o)]
 
@@ -125,8 +130,7 @@ def _recognizer_task(
     config = run_dir / "cell.yaml"
     save_config(cell, config)
     cmd = [tool("recognizer"), "train", "--config", str(config), "--run-dir", str(run_dir), *(flags or [])]
-    if RunDir(run_dir).last_checkpoint.is_file():
-        cmd.append("--resume")
+    cmd += _continue(RunDir(run_dir))
     return Task(name, [cmd], deps, after=lambda: write_cell_summary(cell, run_dir))
 
 
@@ -138,6 +142,11 @@ def run_chain(cfg: ChainConfig, root: Path) -> Path:
     started = time.perf_counter()
     timings = run_tasks(plan(cfg, root), root, cfg.jobs)
     return write_report(cfg, root, timings, time.perf_counter() - started)
+
+
+def stop_note(args: argparse.Namespace) -> str:
+    """Ctrl-C or a full disk: what is kept, and how to go on."""
+    return f"finished steps are kept in {Path(args.run_dir) / 'done'}; run the same command again to continue"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

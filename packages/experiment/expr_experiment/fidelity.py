@@ -40,6 +40,7 @@ from expr_common.data.config import PreprocessConfig, load_data_config
 from expr_common.data.dataset import CachedClips, make_loader, normalize_video
 from expr_common.data.faces import needs_detection
 from expr_common.data.frames import RefResult, process_ref
+from expr_common.errors import ExprError
 from expr_common.labels import CLASS_NAMES, NUM_CLASSES, UNLABELLED
 from expr_common.logs import get_logger, progress
 from expr_common.metrics import confusion_matrix, plot_confusion
@@ -55,7 +56,7 @@ FEW_SAMPLES = 20  # below this many samples on a side, a class's recall moves by
 log = get_logger("experiment.fidelity")
 
 
-class FidelityError(ValueError):
+class FidelityError(ExprError, ValueError):
     """Class fidelity cannot be computed as asked (no visual branch, mismatched preprocessing, no data)."""
 
 

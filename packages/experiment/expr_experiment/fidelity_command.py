@@ -8,26 +8,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from expr_common.checkpoint import CheckpointError
-from expr_common.config import ConfigError
-from expr_common.data.prepare import PrepareError
-from expr_common.data.readers import DatasetFormatError
 from expr_common.logs import get_logger
-from expr_common.media import MediaError
-from expr_experiment.fidelity import FACES, FidelityError, run_fidelity
+from expr_experiment.fidelity import FACES, run_fidelity
 from expr_experiment.layout import FIDELITY_JSON, REAL_CONFUSION, SYNTH_CONFUSION
 
 log = get_logger("experiment.fidelity")
-# One-line errors; FileNotFoundError: a dataset root or cache that is not there.
-USER_ERRORS = (
-    FidelityError,
-    CheckpointError,
-    ConfigError,
-    DatasetFormatError,
-    MediaError,
-    PrepareError,
-    FileNotFoundError,
-)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,14 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from expr_common.config import ConfigError, load_config
+from expr_common.config import load_config
 from expr_experiment.chain import plan
 from expr_experiment.chain_config import ChainConfig
 from expr_experiment.layout import ChainDir
 from expr_experiment.report import write_report
 from expr_experiment.tasks import ChainError
-
-USER_ERRORS = (ChainError, ConfigError, FileNotFoundError)
 
 
 def finished_timings(root: Path, cfg: ChainConfig) -> dict[str, float]:

@@ -13,6 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
+from expr_common.errors import ExprError
 from expr_common.logs import get_logger, progress
 from expr_experiment.layout import ChainDir
 
@@ -27,7 +28,7 @@ class Task:
     after: Callable[[], object] | None = None  # run in this process once the commands succeeded
 
 
-class ChainError(RuntimeError):
+class ChainError(ExprError, RuntimeError):
     pass
 
 

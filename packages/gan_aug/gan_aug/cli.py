@@ -1,6 +1,6 @@
 """``gan-aug``: the GAN command line (``python -m gan_aug`` is the same).
 
-Each subcommand lives in its own module (``add_arguments``, ``run``, ``USER_ERRORS``; see
+Each subcommand lives in its own module (``add_arguments``, ``run``; see
 :mod:`expr_common.subcommands`); adding one is one line in ``SUBCOMMANDS``.
 """
 

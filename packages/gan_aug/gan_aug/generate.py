@@ -27,6 +27,7 @@ from expr_common.accelerator import default_device
 from expr_common.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint
 from expr_common.data import manifest as manifest_csv
 from expr_common.data.manifest import MANIFEST
+from expr_common.errors import ExprError
 from expr_common.labels import CLASS_NAMES, parse_label
 from expr_common.logs import progress
 from gan_aug.config import DOMAINS, domain_index
@@ -37,11 +38,8 @@ FILL_DOMAIN = "affwild2"  # --fill-to-max balances against the target dataset's 
 WALK_SCALE = 0.35  # size of a clip's latent excursion around its base z: moves the expression, keeps the face
 
 
-class GenerateError(ValueError):
+class GenerateError(ExprError, ValueError):
     """The request cannot be met as asked (bad counts, a checkpoint without class counts, an occupied DIR)."""
-
-
-USER_ERRORS = (GenerateError, CheckpointError)
 
 
 @dataclass
@@ -144,9 +142,12 @@ def latent_walk(
 def load_generator(checkpoint: str | Path, device: str | torch.device) -> tuple[Generator, dict[str, Any]]:
     """G_ema rebuilt from the config stored in the checkpoint (no YAML needed), in eval mode."""
     state = load_checkpoint(checkpoint)
+    if "G_ema" not in state:  # checked before its config is read: another kind's config fits no GAN schema
+        kind = "a recognizer checkpoint (`recognizer train`)" if "model" in state else "not a GAN checkpoint"
+        raise CheckpointError(
+            f"{checkpoint} is {kind}: it holds no G_ema; give a `gan-aug train` checkpoint (last.pt, best.pt)"
+        )
     config = config_from_checkpoint(state, GanTrainConfig, str(checkpoint))
-    if "G_ema" not in state:
-        raise CheckpointError(f"{checkpoint} holds no G_ema: not a gan-aug training checkpoint")
     G = Generator(config.model.generator, config.model.num_classes, config.model.num_domains)
     G.load_state_dict(state["G_ema"])
     G.eval()

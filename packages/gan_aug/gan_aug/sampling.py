@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from expr_common.data.dataset import CachedClips, normalize_video
+from expr_common.errors import DataError
 from expr_common.logs import get_logger
 from gan_aug.config import DOMAINS, domain_index
 
@@ -105,7 +106,7 @@ def build_frame_table(cache_root: str | Path, num_classes: int) -> FrameTable:
                 label.append(y)
                 domain.append(d)
     if not sample:
-        raise ValueError(f"the cache {cache_root} has no labelled training frames of {', '.join(DOMAINS)}")
+        raise DataError(f"the cache {cache_root} has no labelled training frames of {', '.join(DOMAINS)}")
 
     def as_long(values: list[int]) -> torch.Tensor:
         return torch.tensor(values, dtype=torch.int64)

@@ -23,11 +23,11 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 from torch import nn
 
+from expr_common import subcommands
 from expr_common.accelerator import check_launch, make_accelerator, start_tracking
-from expr_common.checkpoint import CheckpointError, load_resume_checkpoint, save_checkpoint
+from expr_common.checkpoint import check_fits, load_resume_checkpoint, save_checkpoint
 from expr_common.config import ConfigError, save_config
 from expr_common.data.config import load_data_config
-from expr_common.data.prepare import PrepareError
 from expr_common.logs import get_logger, progress
 from expr_common.paths import resolve_path
 from expr_common.runs import (
@@ -36,6 +36,7 @@ from expr_common.runs import (
     add_run_arguments,
     default_run_dir,
     open_run_dir,
+    resume_note,
     truncate_metrics,
 )
 from expr_common.seeding import rng_state, seed_everything, set_rng_state
@@ -50,21 +51,12 @@ from gan_aug.sampling import (
     build_frame_table,
     step_generator,
 )
-from gan_aug.trainer import FidUnavailableError, GanTrainer, NonFiniteError, reduce_stats
+from gan_aug.trainer import GanTrainer, reduce_stats
 
 COMMAND = "gan-aug-train"
 log = get_logger("gan")
 # Called every train.fid_every steps on the main process with (G_ema, step); returns metrics, lower = better.
 FidHook = Callable[[nn.Module, int], dict[str, float]]
-# `gan-aug train` prints these as one line (exit code 2): bad config, missing data or weights, a diverged run.
-USER_ERRORS: tuple[type[Exception], ...] = (
-    ConfigError,
-    FileNotFoundError,
-    CheckpointError,
-    PrepareError,
-    NonFiniteError,
-    FidUnavailableError,
-)
 
 
 @dataclass
@@ -123,12 +115,13 @@ def train(
     resume: bool = False,
     accelerator: Accelerator | None = None,
     fid_hook: FidHook | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train (or, with ``resume``, continue) a GAN run in ``run_dir``; returns where things were written."""
     acc = accelerator or make_accelerator(run_dir)
     check_launch(acc)  # once per accelerator
     main, loop = acc.is_main_process, config.train
-    out = open_run_dir(run_dir, COMMAND, resume=resume, create=main)
+    out = open_run_dir(run_dir, COMMAND, resume=resume, overwrite=overwrite, create=main)
     seed_everything(loop.seed, loop.deterministic)
 
     data_config = load_data_config(resolve_path(config.data), config.data_overrides)
@@ -144,6 +137,7 @@ def train(
     if resume:
         # Skips a killed write's temp file; falls back to last.prev.pt if last.pt is unreadable (both logged).
         state, source = load_resume_checkpoint(out.last_checkpoint, tidy=main)
+        check_fits(source, state, trainer.model_states(), config)  # before anything is loaded or written
         trainer.load_state_dict(state)
         saved_rng = state["rng"]  # restored once the loader has started (it draws a seed from torch)
         best = state.get("best")
@@ -233,7 +227,8 @@ def run(args: argparse.Namespace) -> int:
     accelerator = make_accelerator(run_dir)
     # A default run dir is a timestamp: every process must use the main process's.
     run_dir = Path(broadcast_object_list([str(run_dir)])[0])
-    result = train(config, run_dir, resume=args.resume, accelerator=accelerator)
+    args.run_dir = run_dir  # for stop_note
+    result = train(config, run_dir, resume=args.resume, accelerator=accelerator, overwrite=args.overwrite)
     if accelerator.is_main_process:
         print(f"trained {result.steps} steps; last checkpoint {result.run.last_checkpoint}")
         if result.grids:
@@ -241,15 +236,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def stop_note(args: argparse.Namespace) -> str | None:
+    """Where an interrupted run stands: its last checkpoint and the line that continues it."""
+    return resume_note(args, "gan-aug train")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="train.py", description=__doc__.splitlines()[0])
     add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except USER_ERRORS as exc:
-        print(f"gan-aug train: error: {exc}", file=sys.stderr)
-        return 2
+    return subcommands.run_module("gan-aug", "train", sys.modules[__name__], parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from accelerate import Accelerator
 from torch import nn
 from torch.nn import functional as F
 
+from expr_common.errors import ExprError
 from gan_aug.augment import AdaptiveAugment
 from gan_aug.ema import GeneratorEma
 from gan_aug.losses import LeCam, d_hinge_loss, g_hinge_loss, lazy_r1_loss, r1_due
@@ -26,11 +27,11 @@ from gan_aug.sampling import CellSampler
 Stats = dict[str, torch.Tensor]
 
 
-class NonFiniteError(RuntimeError):
+class NonFiniteError(ExprError, RuntimeError):
     """Too many steps had a non-finite loss: the run stops instead of training on garbage."""
 
 
-class FidUnavailableError(RuntimeError):
+class FidUnavailableError(ExprError, RuntimeError):
     """train.fid_every is set but FID cannot run (no Inception weights): said at start-up, not mid-run."""
 
 
@@ -224,6 +225,15 @@ class GanTrainer:
             "images_seen": self.images_seen,
             "skipped_nonfinite": self.skipped_nonfinite,
             "last_r1": self.last_r1,
+        }
+
+    def model_states(self) -> dict[str, dict[str, torch.Tensor]]:
+        """The networks' own tensors under their checkpoint names (to check a checkpoint fits)."""
+        unwrap = self.accelerator.unwrap_model
+        return {
+            "G": unwrap(self.G).state_dict(),
+            "D": unwrap(self.D).state_dict(),
+            "G_ema": self.ema.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from expr_common.atomic import write_json, write_text
-from expr_common.config import apply_overrides, from_dict, save_config, to_dict
+from expr_common.config import ConfigError, apply_overrides, from_dict, save_config, to_dict
+from expr_common.errors import RunDirError
 from expr_common.runs import RunDir, default_run_dir, open_run_dir, read_metrics
-from recognizer.errors import USER_ERRORS  # noqa: F401 (the subcommand's one-line errors)
 from recognizer.outputs import ABLATION_JSON, ABLATION_MD, SELECTION_FILE, SUMMARY_FILE
 from recognizer.run_config import RecognizerConfig, load_recognizer_config
 
@@ -72,14 +72,15 @@ def _run_cell(cfg: RecognizerConfig, run_dir: Path) -> dict[str, Any]:
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
         # JSON turns nothing of to_dict's output into something else, so equal configs compare equal.
         if summary.get("config") != wanted:
-            raise ValueError(
+            raise RunDirError(
                 f"{run_dir} was trained with another config than this ablation asks for; "
                 "use a new --run-dir (or delete that sub-run)"
             )
         summary["skipped"] = True
         return summary
     resume = RunDir(run_dir).last_checkpoint.is_file()  # interrupted mid-training: continue it
-    run = open_run_dir(run_dir, "recognizer-ablate", resume=resume)
+    # A cell without last.pt never finished an epoch: start it again (the partial attempt moves aside).
+    run = open_run_dir(run_dir, "recognizer-ablate", resume=resume, overwrite=not resume)
     accelerator = make_accelerator(run.root)
     train(cfg, run, resume=resume, accelerator=accelerator)
     summary = write_cell_summary(cfg, run_dir) if accelerator.is_main_process else {}
@@ -95,7 +96,7 @@ def write_cell_summary(cfg: RecognizerConfig, run_dir: str | Path) -> dict[str, 
     history = [r for r in read_metrics(run.metrics) if "val_macro_f1" in r]
     selection_path = run.root / SELECTION_FILE
     if not history or not selection_path.is_file():
-        raise ValueError(f"{run.root} holds no finished training run (metrics.jsonl, selection.json)")
+        raise RunDirError(f"{run.root} holds no finished training run (metrics.jsonl, selection.json)")
     summary = {
         "config": to_dict(cfg),
         "seed": cfg.train.seed,
@@ -125,11 +126,11 @@ def ablate(
     """Train every (row, modality, seed 0..seeds-1) cell that is not done yet; write and return the table."""
     bad = [r for r in rows if r not in ROWS] + [m for m in modalities if m not in MODALITIES]
     if bad or not rows or not modalities:
-        raise ValueError(
+        raise ConfigError(
             f"unknown or missing rows/modalities {bad}; rows: {list(ROWS)}, modalities: {list(MODALITIES)}"
         )
     if seeds < 1:
-        raise ValueError(f"--seeds must be at least 1, got {seeds}")
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     root = Path(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     overrides = list(overrides)

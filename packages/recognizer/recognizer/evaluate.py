@@ -12,11 +12,11 @@ from expr_common.atomic import write_json
 from expr_common.checkpoint import config_from_checkpoint, load_checkpoint
 from expr_common.data.config import load_data_config
 from expr_common.data.dataset import CachedClips, make_loader
+from expr_common.errors import DataError
 from expr_common.metrics import plot_confusion
 from expr_common.paths import resolve_path
 from expr_common.runs import RunDir, open_run_dir
 from expr_common.synth.ondemand import prepare_data
-from recognizer.errors import USER_ERRORS  # noqa: F401 (the subcommand's one-line errors)
 from recognizer.evaluation import (
     frames_from_windows,
     plot_grid,
@@ -56,7 +56,7 @@ def evaluate(
     cache = prepare_data(data_cfg, accelerator).path
     dataset = CachedClips(cache, split=split, source=cfg.train.val_sources)
     if len(dataset) == 0:
-        raise ValueError(f"split {split!r} of {cache} has no samples from sources {cfg.train.val_sources}")
+        raise DataError(f"split {split!r} of {cache} has no samples from sources {cfg.train.val_sources}")
     loader = accelerator.prepare(make_loader(dataset, batch_size, workers=cfg.train.workers))
     model = accelerator.prepare(model)
     preds = predict_windows(model, loader, accelerator)
@@ -118,7 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    run_dir = open_run_dir(args.run_dir, "recognizer-evaluate")
+    run_dir = open_run_dir(args.run_dir, "recognizer-evaluate", fresh=False)  # it writes beside a run
     metrics = evaluate(
         args.checkpoint,
         run_dir,

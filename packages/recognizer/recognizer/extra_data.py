@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from expr_common.config import ConfigError
 from expr_common.data.config import DataConfig, SourceConfig, load_data_config
 from expr_common.data.dataset import CachedClips
 from expr_common.data.manifest import manifest_path
@@ -148,11 +149,11 @@ def with_extra_flags(
     for appended to ``extra_train`` (their policies come from ``cfg.extra_policies``)."""
     policies, extras = cfg.extra_policies, list(cfg.extra_train)
     if synthetic_dir is not None and not synthetic:
-        raise ValueError("--synthetic DIR needs --with-synthetic")
+        raise ConfigError("--synthetic DIR needs --with-synthetic")
     if synthetic:
         folder = synthetic_dir or policies.synthetic_dir
         if not folder:
-            raise ValueError(
+            raise ConfigError(
                 "--with-synthetic needs the `gan-aug generate` folder: --synthetic DIR or "
                 "extra_policies.synthetic_dir in the config"
             )

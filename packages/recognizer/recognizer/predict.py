@@ -14,8 +14,8 @@ import numpy as np
 
 from expr_common.atomic import write_text
 from expr_common.data.affwild2 import TEST_LIST
+from expr_common.errors import DataError
 from expr_common.labels import NUM_CLASSES, SUBMISSION_HEADER
-from recognizer.errors import USER_ERRORS  # noqa: F401 (the subcommand's one-line errors)
 from recognizer.submission import read_video_list
 
 
@@ -60,7 +60,7 @@ def predict_tracks(
     data_cfg = load_data_config(resolve_path(data_path), overrides)
     configured = {s.name: s for s in data_cfg.sources}
     if source not in configured:
-        raise ValueError(f"no source {source!r} in the data config; it has {', '.join(configured)}")
+        raise DataError(f"no source {source!r} in the data config; it has {', '.join(configured)}")
     root = dataset_root(configured[source].root)
     refs = read_dataset(configured[source].format, root, splits=(split,)).refs
     refs = [r for r in refs if r.split == split and r.frame_paths is not None]
@@ -68,16 +68,16 @@ def predict_tracks(
     if split == "test" and listed.is_file():  # the reader yields test tracks in the list's order
         missing = sorted(set(read_video_list(listed)) - {r.sample_id for r in refs})
         if missing:  # a submission without them would be rejected: say so now, not at upload time
-            raise ValueError(f"tracks of {listed} without frames or crop folder: {', '.join(missing)}")
+            raise DataError(f"tracks of {listed} without frames or crop folder: {', '.join(missing)}")
     else:
         refs.sort(key=lambda r: r.sample_id)
     if not refs:
-        raise ValueError(f"source {source!r} ({root}) has no {split} tracks with frames")
+        raise DataError(f"source {source!r} ({root}) has no {split} tracks with frames")
 
     cache = prepare_data(data_cfg, accelerator).path
     dataset = CachedClips(cache, split=split, source=source)
     if len(dataset) == 0:
-        raise ValueError(f"split {split!r} of {cache} has no samples from source {source!r}")
+        raise DataError(f"split {split!r} of {cache} has no samples from source {source!r}")
     loader = accelerator.prepare(make_loader(dataset, batch_size, workers=cfg.train.workers))
     preds = predict_windows(accelerator.prepare(model), loader, accelerator)
     if not accelerator.is_main_process:

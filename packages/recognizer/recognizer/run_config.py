@@ -91,6 +91,22 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.modality_dropout <= 1.0:
             raise ValueError(f"train.modality_dropout must be in [0, 1], got {self.modality_dropout}")
+        positive = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "eval_batch_size": self.eval_batch_size,
+            "log_every": self.log_every,
+            "max_steps_per_epoch": self.max_steps_per_epoch,
+        }
+        for name, value in positive.items():
+            if value is not None and value <= 0:
+                raise ValueError(f"train.{name} must be positive, got {value}")
+        if self.workers < 0:
+            raise ValueError(f"train.workers must be >= 0, got {self.workers}")
+        if not self.smoothing_windows or any(w <= 0 for w in self.smoothing_windows):
+            raise ValueError(
+                f"train.smoothing_windows must be positive frame counts, got {self.smoothing_windows}"
+            )
 
 
 @dataclass

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from expr_common.data.affwild2 import TEST_LIST, crop_index, video_stem
 from expr_common.data.readers import VIDEO_SUFFIXES
+from expr_common.errors import ExprError
 from expr_common.labels import CLASS_NAMES, NUM_CLASSES, SUBMISSION_HEADER
 from expr_common.media import MediaError, probe
-from recognizer.errors import USER_ERRORS  # noqa: F401 (the subcommand's one-line errors)
 
 MAX_PROBLEMS = 50  # a broken file can have a million bad lines; the first ones say what is wrong
 # ASCII digits only: \d would also match other scripts' digits ("٣"), which int() reads but checkers refuse.
@@ -22,7 +22,7 @@ _LINE = re.compile(r"^(?P<video>[^,/\s]+)/(?P<frame>[0-9]{5})\.jpg,(?P<label>[^,
 _UTF8_BOM = "\ufeff"
 
 
-class SubmissionError(ValueError):
+class SubmissionError(ExprError, ValueError):
     """A file that ``validate-submission`` needs (the test list, the submission) cannot be read as text; the
     message names it."""
 
@@ -135,14 +135,16 @@ def validate_submission(
                 f"{videos}:{list_line[video]}: video {video} has no crop folder {cropped / video}"
             )
             continue
-        # Two rules for N, both accepted: the number of crops (what checkers that count files expect),
-        # and the highest crop number, because a frame whose face was not detected has no crop but the
-        # challenge still asks for a line for it, so a complete submission can run past the crop count.
-        allowed = sorted({len(crops), max(crops, default=0)})
-        why = f"{len(crops)} crops in {cropped / video}, highest number {max(crops, default=0)}"
+        # N is the highest crop number: a frame whose face was not detected has no crop but the challenge
+        # still asks for a line for it, and every frame that has a crop must have its line, so a file
+        # that stops before the last crop is incomplete however many crops are missing before it. With
+        # the videos, their own frame count (a face lost before the video ends) is accepted as well.
+        highest_crop = max(crops, default=0)
+        allowed = [highest_crop]
+        why = f"{len(crops)} crops in {cropped / video}, the last numbered {highest_crop}"
         frames = video_frame_count(video_dir, video)
-        if frames:
-            allowed = sorted({*allowed, frames})
+        if frames and frames > highest_crop:
+            allowed.append(frames)
             why += f", {frames} frames in its video"
         rule = " or ".join(str(n) for n in allowed)
         if video not in last:

@@ -7,11 +7,11 @@ accelerate launch -m recognizer train --config ... --run-dir runs/rec
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from expr_common.accelerator import make_accelerator
-from expr_common.runs import add_run_arguments, open_run_dir
-from recognizer.errors import USER_ERRORS  # noqa: F401 (the subcommand's one-line errors)
+from expr_common.runs import add_run_arguments, open_run_dir, resume_note
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +41,11 @@ def run(args: argparse.Namespace) -> int:
     # Every process must agree on the run directory; the default has a timestamp, so only --run-dir or
     # the main process's choice is safe under accelerate launch: the folder is created before the
     # accelerator starts, and non-main processes of a multi-process run need --run-dir.
-    run_dir = open_run_dir(args.run_dir, "recognizer-train", resume=args.resume)
+    main = os.environ.get("RANK", "0") == "0"  # only the main process looks into (and moves) the folder
+    run_dir = open_run_dir(
+        args.run_dir, "recognizer-train", resume=args.resume, overwrite=args.overwrite, create=main
+    )
+    args.run_dir = run_dir.root  # for stop_note: the folder a Ctrl-C or a full disk leaves behind
     summary = train(cfg, run_dir, resume=args.resume, accelerator=make_accelerator(run_dir.root))
     if "selection" in summary:
         sel = summary["selection"]
@@ -51,6 +55,11 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"run written to {run_dir.root}")
     return 0
+
+
+def stop_note(args: argparse.Namespace) -> str | None:
+    """Where an interrupted run stands: its last checkpoint and the line that continues it."""
+    return resume_note(args, "recognizer train")
 
 
 if __name__ == "__main__":  # accelerate launch packages/recognizer/recognizer/train.py --config ...

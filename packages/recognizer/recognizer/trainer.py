@@ -22,14 +22,15 @@ from torch.utils.data import Dataset
 
 from expr_common.accelerator import make_accelerator, start_tracking
 from expr_common.atomic import write_json
-from expr_common.checkpoint import load_checkpoint, load_resume_checkpoint, save_checkpoint
+from expr_common.checkpoint import check_fits, load_checkpoint, load_resume_checkpoint, save_checkpoint
 from expr_common.config import save_config, to_dict
 from expr_common.data.config import DataConfig, load_data_config
 from expr_common.data.dataset import CachedClips, make_loader, normalize_video
+from expr_common.errors import DataError
 from expr_common.logs import get_logger, progress
 from expr_common.metrics import plot_confusion
 from expr_common.paths import resolve_path
-from expr_common.runs import MetricsWriter, RunDir, truncate_metrics
+from expr_common.runs import MetricsWriter, RunDir, read_metrics, truncate_metrics
 from expr_common.seeding import rng_state, seed_everything, set_rng_state
 from expr_common.synth.ondemand import prepare_data
 from recognizer.evaluation import (
@@ -46,6 +47,7 @@ from recognizer.model import AudioVisualRecognizer
 from recognizer.optim import build_optimizer, lr_factor
 from recognizer.outputs import CONFUSION_FILE, EXTRA_DATA_FILE, FUSION_GRID_FILE, SELECTION_FILE
 from recognizer.run_config import RecognizerConfig, TrainConfig
+from recognizer.run_report import write_run_report
 
 log = get_logger("recognizer")
 
@@ -74,9 +76,9 @@ def load_data(cfg: RecognizerConfig, accelerator: Accelerator | None) -> DataBun
     )
     val = CachedClips(cache, split="val", source=cfg.train.val_sources)
     if len(train) == 0:
-        raise ValueError(f"no labelled training windows in {cache} for sources {cfg.train.train_sources}")
+        raise DataError(f"no labelled training windows in {cache} for sources {cfg.train.train_sources}")
     if len(val) == 0:
-        raise ValueError(f"no validation windows in {cache} for sources {cfg.train.val_sources}")
+        raise DataError(f"no validation windows in {cache} for sources {cfg.train.val_sources}")
     parts = [
         open_extra(extra, data_cfg, train.class_counts(), cfg.train.seed + 7919 * k, accelerator)
         for k, extra in enumerate(cfg.extra_train)
@@ -145,11 +147,6 @@ def setup(cfg: RecognizerConfig, run: RunDir, resume: bool, accelerator: Acceler
     main = accelerator.is_main_process
     seed_everything(cfg.train.seed, deterministic=cfg.train.deterministic)
     data = load_data(cfg, accelerator)
-    if main:
-        save_config(cfg, run.config)
-        save_config(data.data_config, run.root / "data_config.yaml")
-        if data.extras:
-            write_json(run.root / EXTRA_DATA_FILE, data.extras)
     model = prepare_for_device(build_model(cfg), cfg.train, accelerator.device)
     optimizer = build_optimizer(model, cfg.optim)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
@@ -157,6 +154,7 @@ def setup(cfg: RecognizerConfig, run: RunDir, resume: bool, accelerator: Acceler
     if resume:
         # Skips a killed write's temp file; falls back to last.prev.pt if last.pt is unreadable (both logged).
         state, source = load_resume_checkpoint(run.last_checkpoint, tidy=main)
+        check_fits(source, state, {"model": model.state_dict()}, cfg)  # before anything is written
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         epoch, step, best_f1 = state["epoch"] + 1, state["step"], state["best_f1"]
@@ -164,6 +162,11 @@ def setup(cfg: RecognizerConfig, run: RunDir, resume: bool, accelerator: Acceler
         if main:  # lines logged after that checkpoint (a kill, or a fallback) are logged again: drop them
             truncate_metrics(run.metrics, "epoch", state["epoch"])
         log.info("resumed from %s at epoch %d", source, epoch)
+    if main:  # only once a resumed checkpoint is known to fit: a refused one leaves config.yaml as it was
+        save_config(cfg, run.config)
+        save_config(data.data_config, run.root / "data_config.yaml")
+        if data.extras:
+            write_json(run.root / EXTRA_DATA_FILE, data.extras)
     model, optimizer = accelerator.prepare(model, optimizer)
     val = make_loader(
         data.val,
@@ -195,6 +198,9 @@ def train(
         accelerator.wait_for_everyone()
     summary = finish(cfg, run, loop.data, loop.model, loop.val_loader, accelerator)
     summary.update(best_val_macro_f1=loop.best_f1, epochs=cfg.train.epochs, history=loop.history)
+    if "selection" in summary:  # the main process
+        history = [r for r in read_metrics(run.metrics) if "val_macro_f1" in r]  # a resumed run's too
+        write_run_report(run, summary["selection"], history)
     accelerator.end_training()
     return summary
 

@@ -6,10 +6,7 @@ import argparse
 from pathlib import Path
 
 from expr_common.atomic import write_json
-from expr_common.config import ConfigError
 from expr_common.data.check import FORMATS, check_dataset, format_report
-
-USER_ERRORS = (ConfigError, FileExistsError, ValueError)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

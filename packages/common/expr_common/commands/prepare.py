@@ -5,13 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from expr_common.config import ConfigError
 from expr_common.data.config import load_data_config
 from expr_common.data.prepare import PrepareError, prepare
 from expr_common.runs import add_override_argument
 from expr_common.synth.ondemand import ensure_sources
-
-USER_ERRORS = (ConfigError, FileExistsError, ValueError)  # PrepareError is a ValueError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,11 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from expr_common.config import ConfigError, apply_overrides, from_dict, to_dict
+from expr_common.config import apply_overrides, from_dict, to_dict
 from expr_common.runs import add_override_argument
 from expr_common.synth.presets import PRESET_NAMES, SynthConfig, preset
-
-USER_ERRORS = (ConfigError, FileExistsError, ValueError)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

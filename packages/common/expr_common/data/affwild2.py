@@ -141,7 +141,9 @@ def _track(
             extra = len(labels) - frames
         else:
             frames = highest
-            extra = 1 if highest and len(labels) == highest + 1 else 0
+            extra = len(labels) - highest if highest else 0
+            if extra > 1:  # lines past the last crop: frames whose face was lost, kept unannotated-free
+                extra = 0
         if extra > 0:
             labels = labels[:frames]
             result.skipped["annotation line past last frame"] += extra
@@ -149,6 +151,12 @@ def _track(
                 result.warnings.append(
                     f"{source}: {extra} annotation lines past the last of {frames} frames of {video}; ignored"
                 )
+        elif extra < 0 and labels:  # a short file: the frames past its end have no label at all
+            result.skipped["frame past the annotation's end"] += -extra
+            result.warnings.append(
+                f"{source}: {len(labels)} annotation lines for the {frames} frames of track {name}; the last "
+                f"{-extra} frames are left out (never trained on, never scored)"
+            )
     if not labels:
         result.skipped["track without frames"] += 1
         result.warnings.append(

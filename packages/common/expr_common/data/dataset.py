@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
+from expr_common.errors import MissingDataError
 from expr_common.config import from_dict
 from expr_common.data.audio import FrequencyMask
 from expr_common.data.config import AugmentConfig, PreprocessConfig
@@ -164,7 +165,7 @@ class CachedClips(Dataset):
         self.root = Path(root)
         index = read_index(self.root)
         if index is None:
-            raise FileNotFoundError(f"{self.root} holds no complete cache: run `expr-data prepare` first")
+            raise MissingDataError(f"{self.root} holds no complete cache: run `expr-data prepare` first")
         wanted = {"split": split, "domain": domain, "source": source}
         wanted = {k: {v} if isinstance(v, str) else set(v) for k, v in wanted.items() if v is not None}
         self.entries = [

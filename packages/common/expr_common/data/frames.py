@@ -209,12 +209,14 @@ def process_ref(ref: SampleRef, cfg: PreprocessConfig, detect: bool) -> RefResul
         if fps is None and ref.audio is not None:
             fps = _fps_of(ref.audio)  # frames extracted from the file that carries the sound
     wave, problem = load_wave(ref.audio, cfg.sample_rate)
+    if n_frames == 0 and wave is None:  # an audio-only sample whose sound is unusable: nothing is left
+        out.skipped[f"{problem or 'no audio'} and no frames"] += 1
+        where = f" in {ref.audio}" if ref.audio is not None else ""
+        out.warnings.append(f"{ref.sample_id}: {problem or 'no audio'}{where} and no frames; sample skipped")
+        return out
     if problem:
         out.skipped[f"{problem} (has_audio=False)"] += 1
         out.warnings.append(f"{ref.sample_id}: {problem} in {ref.audio}; kept with has_audio=False")
-    if n_frames == 0 and wave is None:
-        out.skipped["no video and no audio"] += 1
-        return out
 
     sizes: set[tuple[int, int]] = set()  # of the images read: one clip (or crop track) has one size
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
 import multiprocessing
 import os
 import shutil
@@ -25,6 +27,8 @@ from typing import Any
 import cv2
 import torch
 
+from expr_common.errors import MissingDataError
+from expr_common.errors import ExprError
 from expr_common.config import to_dict
 from expr_common.data import dataset as cache
 from expr_common.data.config import DataConfig, PreprocessConfig, config_hash
@@ -39,7 +43,7 @@ log = get_logger("data")
 _SHOWN_WARNINGS = 10  # the rest are counted in the summary
 
 
-class PrepareError(ValueError):
+class PrepareError(ExprError, ValueError):
     """Nothing usable came out of the configured sources; the message says what was skipped and why."""
 
 
@@ -114,7 +118,7 @@ def _results(jobs: list, workers: int) -> Iterator[RefResult]:
 def _lock(out: Path) -> Iterator[None]:
     """Concurrent prepares of one cache (several launches, tests) build it once; the rest then reuse it."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / f".{out.name}.lock", "w") as handle:
+    with open(out.parent / f".{out.name}.lock", "a") as handle:  # "a": taking the lock changes no file
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
@@ -126,26 +130,37 @@ def cache_dir(config: DataConfig, out_dir: str | Path | None = None) -> Path:
 def prepare(
     config: DataConfig, out_dir: str | Path | None = None, *, workers: int | None = None, force: bool = False
 ) -> PrepareSummary:
-    """Build (or reuse) the cache of ``config`` in ``out_dir`` (default ``config.cache.root``). The hash
-    covers the config and the resolved dataset roots, not the files in them: ``force`` rebuilds a cache
-    after the data itself changed."""
+    """Build (or reuse) the cache of ``config`` in ``out_dir`` (default ``config.cache.root``). The cache is
+    reused only when both hashes match: the config's (with the resolved dataset roots) and the inputs'
+    (every sample reference the readers list, their labels, and the size and modification time of every
+    media file they name), so an edited annotation, manifest or image rebuilds it. ``force`` rebuilds
+    anyway."""
     started = time.perf_counter()
     out = cache_dir(config, out_dir)
     roots = {s.name: str(_existing_root(s.root)) for s in config.sources}
     digest = config_hash(config, roots)
+    listing = _read(config, roots)
+    inputs = inputs_hash(listing.refs)
     with _lock(out):
         index = cache.read_index(out)
-        if index is not None and index.get("config_hash") == digest and not force:
-            summary = PrepareSummary(**{**index["summary"], "reused": True, "path": str(out)})
-            summary.wall_s = round(time.perf_counter() - started, 3)
-            log.info("cache %s is up to date (config %s); reused", out, digest)
-            return summary
+        if index is not None and not force:
+            same = index.get("config_hash") == digest, index.get("inputs_hash") == inputs
+            if all(same):
+                summary = PrepareSummary(**{**index["summary"], "reused": True, "path": str(out)})
+                summary.wall_s = round(time.perf_counter() - started, 3)
+                log.info("cache %s is up to date (config %s, inputs %s); reused", out, digest, inputs)
+                return summary
+            changed = " and ".join(w for w, s in zip(("the config", "the data"), same) if not s)
+            log.info("cache %s is stale (%s changed since it was built); rebuilding", out, changed)
         if out.exists() and not cache.is_cache_dir(out):
             raise PrepareError(f"{out} exists and is not a cache folder; refusing to replace it")
         tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            summary = _build(config, tmp, roots, digest, workers or config.cache.workers)
+            summary = _build(config, tmp, roots, listing, workers or config.cache.workers, digest)
+            cache.write_index(
+                tmp, _index(config, roots, digest, inputs, summary, listing.entries, listing.shards)
+            )
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             if out.exists():
                 out.rename(old)  # the stale cache goes only once the new one is complete
@@ -158,31 +173,77 @@ def prepare(
     return summary
 
 
+@dataclass
+class _Listing:
+    """What the readers listed: (source name, reference) pairs and what each source's reader skipped;
+    after the build, the cache's entries and shards."""
+
+    refs: list[tuple[str, SampleRef]]
+    skipped: dict[str, Counter[str]]
+    entries: list[Any] = field(default_factory=list)
+    shards: list[Any] = field(default_factory=list)
+
+
+def _read(config: DataConfig, roots: dict[str, str]) -> _Listing:
+    from expr_common.data.readers import read_dataset  # the readers import media probing; only here
+
+    refs, skipped = [], {}
+    for source in config.sources:
+        splits = tuple(source.splits) if source.splits is not None else None
+        result = read_dataset(source.format, roots[source.name], splits=splits, **source.options)
+        skipped[source.name] = Counter(result.skipped)
+        refs += [(source.name, ref) for ref in result.refs]
+    return _Listing(refs, skipped)
+
+
+def inputs_hash(refs: list[tuple[str, SampleRef]]) -> str:
+    """Hash of what a build reads: each reference (ids, labels, split, paths, fps, the file it came from)
+    and the size and modification time of every file it names."""
+    digest = hashlib.sha256()
+    stats: dict[Path, str] = {}
+
+    def stat(path: Path | None) -> str:
+        if path is None:
+            return "-"
+        if path not in stats:
+            try:
+                st = path.stat()
+                stats[path] = f"{st.st_size}:{st.st_mtime_ns}"
+            except OSError:
+                stats[path] = "missing"
+        return f"{path}={stats[path]}"
+
+    for source, ref in refs:
+        files = [*(ref.frame_paths or ()), ref.video, ref.audio, Path(ref.source) if ref.source else None]
+        row = [source, ref.sample_id, ref.dataset, ref.domain, ref.split, ref.subject, ref.label, ref.fps]
+        row += [ref.frame_labels, sorted(ref.meta.items()), [stat(f) for f in files]]
+        digest.update(json.dumps(row, default=str).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()[:16]
+
+
 def _existing_root(path: str) -> Path:
     """A configured dataset root; generating a missing synthetic corpus is the caller's business
     (``expr_common.synth.ondemand.prepare_data``)."""
     resolved = resolve_data_path(path)
     if not resolved.exists():
-        raise FileNotFoundError(f"dataset root {resolved} does not exist (from {path!s})")
+        raise MissingDataError(f"dataset root {resolved} does not exist (from {path!s})")
     return resolved
 
 
-def _build(config: DataConfig, tmp: Path, roots: dict[str, str], digest: str, workers: int) -> PrepareSummary:
-    from expr_common.data.readers import read_dataset  # the readers import media probing; only here
-
+def _build(
+    config: DataConfig, tmp: Path, roots: dict[str, str], listing: _Listing, workers: int, digest: str
+) -> PrepareSummary:
     summary = PrepareSummary(path=str(tmp), config_hash=digest)
     jobs, sources, warnings = [], [], []
-    skipped: dict[str, Counter[str]] = {}
-    for source in config.sources:
-        splits = tuple(source.splits) if source.splits is not None else None
-        result = read_dataset(source.format, roots[source.name], splits=splits, **source.options)
-        skipped[source.name] = Counter(result.skipped)
-        for ref in result.refs:
-            detect = config.preprocess.face_detector != "none" and needs_detection(
-                ref.domain, ref.video is not None, source.faces
-            )
-            jobs.append((ref, config.preprocess, detect))
-            sources.append(source.name)
+    skipped = {name: Counter(counts) for name, counts in listing.skipped.items()}
+    faces_of = {s.name: s.faces for s in config.sources}
+    for source, ref in listing.refs:
+        detect = config.preprocess.face_detector != "none" and needs_detection(
+            ref.domain, ref.video is not None, faces_of[source]
+        )
+        jobs.append((ref, config.preprocess, detect))
+        sources.append(source)
     faces = FaceStats()
     kept: dict[str, Counter[str]] = {s.name: Counter() for s in config.sources}
     classes: Counter[str] = Counter()
@@ -213,18 +274,28 @@ def _build(config: DataConfig, tmp: Path, roots: dict[str, str], digest: str, wo
     summary.samples, summary.shards = len(entries), len(shards)
     summary.classes = {n: classes[n] for n in (*CLASS_NAMES, "unlabelled") if classes[n]}
     summary.faces, summary.warnings = asdict(faces), len(warnings)
-    cache.write_index(
-        tmp,
-        {
-            "config_hash": digest,
-            "config": to_dict(config),
-            "roots": roots,
-            "shards": shards,
-            "samples": entries,
-            "summary": asdict(summary),
-        },
-    )
+    listing.entries, listing.shards = entries, shards
     return summary
+
+
+def _index(
+    config: DataConfig,
+    roots: dict[str, str],
+    digest: str,
+    inputs: str,
+    summary: PrepareSummary,
+    entries: list[Any],
+    shards: list[Any],
+) -> dict[str, Any]:
+    return {
+        "config_hash": digest,
+        "inputs_hash": inputs,
+        "config": to_dict(config),
+        "roots": roots,
+        "shards": shards,
+        "samples": entries,
+        "summary": asdict(summary),
+    }
 
 
 def prepare_cached(

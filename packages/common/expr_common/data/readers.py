@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from expr_common.errors import ExprError
 from expr_common.data.refs import SPLITS, SampleRef
 from expr_common.logs import get_logger
 from expr_common.media import MediaError, MediaInfo, probe
@@ -33,7 +34,7 @@ _SHOWN_WARNINGS = 10  # a real dataset can produce hundreds; the rest stay in Re
 log = get_logger("data")
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(ExprError, ValueError):
     """A dataset file or folder is not in the expected format; ``str()`` reads ``path:line: message``."""
 
     def __init__(self, message: str, path: str | Path | None = None, line: int | None = None) -> None:

@@ -18,6 +18,7 @@ from expr_common.config import to_dict
 from expr_common.data import affwild2 as layout
 from expr_common.data import manifest
 from expr_common.data.manifest import MANIFEST
+from expr_common.errors import ExprError
 from expr_common.labels import CLASS_NAMES, UNLABELLED
 from expr_common.logs import get_logger, progress
 from expr_common.synth import afew, affwild2, ckplus
@@ -41,13 +42,22 @@ def _render(kind: str, job: Any, root: str, spec: Any) -> tuple[str, Any]:
     return kind, affwild2.render_video(job, base, spec)
 
 
+class CorpusExistsError(ExprError, FileExistsError):
+    """``--out`` is taken: by a corpus (replaced only with ``--force``) or by anything else (never)."""
+
+
 def generate(config: SynthConfig, out: str | Path, force: bool = False) -> dict[str, Any]:
     """Render the corpus into ``out`` (atomically: a temporary sibling folder renamed at the end).
     Returns the summary written to ``corpus.json``."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not force:
-            raise FileExistsError(f"{out} exists and is not empty; pass --force to replace it")
+            raise CorpusExistsError(f"{out} exists and is not empty; pass --force to replace it")
+        if not (out / CORPUS_INFO).is_file():  # --force replaces a corpus, never any folder
+            raise CorpusExistsError(
+                f"{out} is not empty and holds no corpus written by `expr-data synth` (no {CORPUS_INFO}); "
+                "refusing to delete it: choose an empty or new --out"
+            )
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from expr_common.data.config import DataConfig
 from expr_common.data.prepare import PrepareSummary, prepare_cached
+from expr_common.errors import MissingDataError
 from expr_common.logs import get_logger
 from expr_common.paths import SYNTHETIC_PREFIX, resolve_data_path
 from expr_common.synth.presets import PRESET_NAMES, preset
@@ -28,10 +29,10 @@ def dataset_root(path: str | Path) -> Path:
         return resolved
     corpus = synthetic_corpus_of(resolved)
     if corpus is None:
-        raise FileNotFoundError(f"dataset root {resolved} does not exist (from {path!s})")
+        raise MissingDataError(f"dataset root {resolved} does not exist (from {path!s})")
     ensure_synthetic(corpus)
     if not resolved.exists():
-        raise FileNotFoundError(f"{resolved} is not part of the synthetic corpus generated in {corpus}")
+        raise MissingDataError(f"{resolved} is not part of the synthetic corpus generated in {corpus}")
     return resolved
 
 
@@ -41,7 +42,7 @@ def ensure_synthetic(corpus: Path, seed: int = 0) -> Path:
 
     name = corpus.name.removeprefix(SYNTHETIC_PREFIX)
     corpus.parent.mkdir(parents=True, exist_ok=True)
-    with open(corpus.parent / f".{corpus.name}.lock", "w") as lock:
+    with open(corpus.parent / f".{corpus.name}.lock", "a") as lock:  # "a": taking the lock changes no file
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not corpus.exists():
             log.info("generating the synthetic '%s' corpus in %s (once)", name, corpus)

@@ -9,20 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from expr_common.atomic import write_text
-from expr_common.data.readers import DatasetFormatError
 from expr_common.logs import get_logger
-from expr_common.media import MediaError
 from expr_common.paths import repo_root
 from gan_aug.fid.features import FeatureExtractor
 from gan_aug.fid.floor import FLOOR_UNITS, floor_report
 from gan_aug.fid.metrics import KID_SUBSET_SIZE, KID_SUBSETS, FidError
 from gan_aug.fid.report import MIN_FID_N, report_with_features
 from gan_aug.fid.sources import open_source
-from gan_aug.fid.weights import FidWeightsError
 
 log = get_logger("gan_aug.fid")
-
-USER_ERRORS = (FidError, FidWeightsError, DatasetFormatError, MediaError)  # `gan-aug fid`: one-line errors
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

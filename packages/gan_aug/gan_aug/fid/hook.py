@@ -17,6 +17,7 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
+from expr_common.errors import DataError
 from expr_common.paths import repo_root
 from gan_aug.config import domain_index
 from gan_aug.fid.features import FeatureExtractor, source_features
@@ -42,7 +43,7 @@ def default_fid_hook(
     real = open_source(cache_path, split=TRAIN_SPLIT, domain=TARGET_DOMAIN)
     labelled = [item for item in real.items if 0 <= item.label < config.model.num_classes]
     if len(labelled) < 2:
-        raise ValueError(f"FID hook: {cache_path} has fewer than 2 labelled {TARGET_DOMAIN} training frames")
+        raise DataError(f"FID hook: {cache_path} has fewer than 2 labelled {TARGET_DOMAIN} training frames")
     items = subsample(labelled, config.train.fid_samples, config.train.seed)
     real_features, _ = source_features(items, extractor, repo_root() / "runs" / "fid_cache", "real features")
     n = len(items)

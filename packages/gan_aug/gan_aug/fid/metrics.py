@@ -10,10 +10,12 @@ import numpy as np
 import torch
 from pytorch_fid.fid_score import calculate_frechet_distance
 
+from expr_common.errors import ExprError
+
 KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000  # as clean-fid / torch-fidelity
 
 
-class FidError(ValueError):
+class FidError(ExprError, ValueError):
     """FID cannot be computed as asked (too few samples, no labels, empty source); the message says why."""
 
 

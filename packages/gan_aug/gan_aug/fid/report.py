@@ -115,8 +115,8 @@ def report_with_features(
     report: dict[str, Any] = {
         "n": size,
         "fid": fid_from_features(real_feats.features, fake_feats.features, frechet),
-        "real": {"source": real.name, "kind": real.kind, "available": len(real.items), "n": size},
-        "fake": {"source": fake.name, "kind": fake.kind, "available": len(fake.items), "n": size},
+        "real": _side(real, size),
+        "fake": _side(fake, size),
         "real_features_cache": "off" if cache_dir is None else ("hit" if hit else "miss"),
         "settings": {"resize": RESIZE, "mode": "bilinear", "weights": str(extractor.weights)}
         | {"extractor": extractor.fingerprint, "seed": seed, "frechet": frechet},
@@ -127,8 +127,17 @@ def report_with_features(
         )
     if per_class:
         report["per_class"] = per_class_fid(real_feats, fake_feats, seed, frechet)
+    for side in (real, fake):
+        if side.skipped:
+            count = sum(side.skipped.values())
+            notes.append(f"{side.name}: {count} unreadable images skipped (e.g. {', '.join(side.examples)})")
     report["warnings"] = notes
     return report, real_feats, fake_feats
+
+
+def _side(source: Source, n: int) -> dict[str, Any]:
+    body = {"source": source.name, "kind": source.kind, "available": len(source.items), "n": n}
+    return body | {"skipped": dict(source.skipped)}
 
 
 def _small_classes(real: Sequence[ImageItem], fake: Sequence[ImageItem]) -> dict[str, int]:

@@ -4,8 +4,9 @@ decoded the way pytorch-fid decodes files (PIL, RGB), then subsampled and hashed
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,8 @@ class Source:
     name: str
     kind: str  # "manifest", "cache" or "folder"
     items: list[ImageItem]
+    skipped: Counter[str] = field(default_factory=Counter)  # reason -> images left out of the listing
+    examples: list[str] = field(default_factory=list)  # a few of them, for the report's warning
 
     @property
     def labelled(self) -> bool:
@@ -63,11 +66,32 @@ def open_source(src: str | Path, split: str | None = None, domain: str | None = 
         # A folder's images carry no identity; their sub-folder (one per video in Aff-Wild2's layout) is
         # the best stand-in for the video they come from.
         kind, items = "folder", [ImageItem(p, video=str(p.parent.relative_to(path))) for p in files]
-    if not items:
+    readable, skipped, examples = _readable(items)
+    if not readable:
+        found = f" ({sum(skipped.values())} unreadable)" if skipped else ""
         raise FidError(
-            f"{path} ({kind}) holds no images" + (" for the chosen split/domain" if split or domain else "")
+            f"{path} ({kind}) holds no images{found}"
+            + (" for the chosen split/domain" if split or domain else "")
         )
-    return Source(str(path), kind, items)
+    return Source(str(path), kind, readable, skipped, examples)
+
+
+def _readable(items: list[ImageItem]) -> tuple[list[ImageItem], Counter[str], list[str]]:
+    """The image files among ``items`` whose header PIL can read (an empty or non-image file is skipped
+    and counted, as ``prepare`` does); frames of videos and caches are checked when they are decoded."""
+    kept, skipped, examples = [], Counter(), []
+    for item in items:
+        if item.index is None:
+            try:
+                with Image.open(item.path):
+                    pass
+            except (OSError, Image.DecompressionBombError) as exc:  # UnidentifiedImageError is an OSError
+                skipped["unreadable image"] += 1
+                if len(examples) < 3:
+                    examples.append(f"{item.path} ({type(exc).__name__})")
+                continue
+        kept.append(item)
+    return kept, skipped, examples
 
 
 def _manifest_items(path: Path, split: str | None, domain: str | None) -> list[ImageItem]:
@@ -126,8 +150,11 @@ class ImageReader:
         out = []
         for item in items:
             if item.index is None:  # the same decoding as pytorch-fid: PIL, converted to RGB
-                with Image.open(item.path) as image:
-                    out.append(np.asarray(image.convert("RGB")))
+                try:
+                    with Image.open(item.path) as image:
+                        out.append(rgb8(image))
+                except OSError as exc:  # a file that lists but does not decode (truncated)
+                    raise FidError(f"{item.path}: cannot decode the image ({exc})") from None
             elif item.path.suffix == ".pt":
                 shard = self._get(item.path, lambda p: torch.load(p, mmap=True, weights_only=True))
                 out.append(shard["video"][item.index].permute(1, 2, 0).numpy())
@@ -137,6 +164,21 @@ class ImageReader:
                     raise MediaError(f"{item.path}: frame {item.index[0]} listed, {len(frames)} decoded")
                 out.append(frames[item.index[0]])
         return out
+
+
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def rgb8(image: Image.Image) -> np.ndarray:
+    """uint8 ``[H, W, 3]`` of a PIL image. 8-bit modes convert as pytorch-fid does (``convert("RGB")``); a
+    16-bit grayscale image (or 32-bit integer mode holding 16-bit values) is scaled to 8 bits (x / 257)
+    instead of being clipped at 255 as ``convert`` would."""
+    if image.mode in SIXTEEN_BIT_MODES or image.mode == "I":
+        values = np.asarray(image).astype(np.float64)
+        scale = 257.0 if image.mode != "I" or values.max(initial=0) > 255 else 1.0
+        gray = np.clip(np.rint(values / scale), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    return np.asarray(image.convert("RGB"))
 
 
 def subsample(items: Sequence[ImageItem], n: int, seed: int = 0) -> list[ImageItem]:

