@@ -2,7 +2,11 @@
 aggregation of overlapping windows, the (m, n) fusion grid, temporal smoothing, and the figures.
 
 A window's probabilities are spread over every frame of its span; a frame covered by several windows
-gets their mean. Per-branch probabilities are aggregated separately, so the fusion grid can re-fuse at
+gets their mean. A sample without frames (clip-labelled audio) is scored as one row, its windows'
+mean, labelled with its clip label; a single image is a one-frame sample, so also one row. Smoothing only
+ever acts within a sample that has a time axis, and is left out when no sample has one.
+
+Per-branch probabilities are aggregated separately, so the fusion grid can re-fuse at
 frame level: fusion is linear and a reference's modality masks are the same in all its windows, so
 fusing then averaging equals averaging then fusing.
 """
@@ -16,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from expr_common.atomic import atomic_write
 from expr_common.data.dataset import CachedClips, normalize_video
 from expr_common.labels import NUM_CLASSES
 from expr_common.metrics import evaluate_predictions, macro_f1, smooth_probabilities
@@ -86,6 +91,12 @@ class FrameTable:
     prob_v: np.ndarray | None
     has_audio: np.ndarray
     has_video: np.ndarray
+    per_sample: np.ndarray  # [F] bool: the row stands for a whole sample without frames (audio only)
+
+    @property
+    def has_time_axis(self) -> bool:
+        """Whether some sample has more than one scored row (smoothing can act on it)."""
+        return bool(len(self.ref_id) > 1 and (self.ref_id[1:] == self.ref_id[:-1]).any())
 
     def fused(self, m: int, n: int) -> np.ndarray:
         if self.prob_a is None or self.prob_v is None:
@@ -118,12 +129,15 @@ def frames_from_windows(dataset: CachedClips, preds: WindowPredictions) -> Frame
     for row, position in enumerate(preds.index):
         entry = dataset.entries[int(position)]  # the index says where; only the span labels are read
         start, stop = (int(x) for x in entry["span"])
-        if stop <= start:  # audio-only sample: no frames to score
+        acc = refs.setdefault(entry["ref_id"], {"n": 0, "windows": [], "per_sample": stop <= start})
+        if acc["per_sample"]:  # no frames (audio only): the sample is one row, its clip label
+            acc["n"] = 1
+            acc["windows"].append((row, 0, 1, np.array([entry["label"]])))
             continue
-        acc = refs.setdefault(entry["ref_id"], {"n": 0, "windows": []})
         acc["n"] = max(acc["n"], stop)
         acc["windows"].append((row, start, stop, dataset.span_labels(int(position)).numpy()))
-    columns: dict[str, list] = {k: [] for k in ("ref_id", "frame", "label", "has_audio", "has_video", *keys)}
+    names = ("ref_id", "frame", "label", "has_audio", "has_video", "per_sample", *keys)
+    columns: dict[str, list] = {k: [] for k in names}
     for ref_id in sorted(refs):
         acc = refs[ref_id]
         n = acc["n"]
@@ -143,6 +157,7 @@ def frames_from_windows(dataset: CachedClips, preds: WindowPredictions) -> Frame
         columns["label"].append(label[covered])
         columns["has_audio"].append(masks[covered, 0])
         columns["has_video"].append(masks[covered, 1])
+        columns["per_sample"].append(np.full(len(covered), acc["per_sample"]))
         for k in keys:
             columns[k].append(sums[k][covered] / count[covered, None])
     joined = {k: np.concatenate(v) if v else np.zeros(0) for k, v in columns.items()}
@@ -155,6 +170,7 @@ def frames_from_windows(dataset: CachedClips, preds: WindowPredictions) -> Frame
         prob_v=joined.get("prob_v"),
         has_audio=joined["has_audio"].astype(bool),
         has_video=joined["has_video"].astype(bool),
+        per_sample=joined["per_sample"].astype(bool),
     )
 
 
@@ -175,6 +191,10 @@ def select_fusion_and_smoothing(table: FrameTable, windows: tuple[int, ...]) -> 
         )
         selection.update(m=m, n=n, grid=grid.round(6).tolist())
         prob = table.fused(m, n)
+    if not table.has_time_axis:  # clip-labelled audio, single images: nothing to smooth over
+        selection.update(window=1, smoothing={"1": round(macro_f1(table.label, prob.argmax(1)), 6)})
+        selection["smoothing_skipped"] = "no sample has a time axis (audio clips or single images)"
+        return selection
     smoothing = {int(w): macro_f1(table.label, table.smoothed(prob, int(w)).argmax(1)) for w in windows}
     best = max(smoothing, key=lambda w: (smoothing[w], -w))  # ties: the smaller window
     selection.update(window=best, smoothing={str(k): round(v, 6) for k, v in smoothing.items()})
@@ -210,11 +230,11 @@ def plot_grid(grid: list[list[float]], path: str | Path) -> Path:
 
 def write_predictions(table: FrameTable, pred: np.ndarray, path: str | Path) -> Path:
     """``predictions.csv``: ``sample_id,frame,label,pred``, one row per scored frame (frames 1-based, as
-    Aff-Wild2 numbers its crops)."""
-    path = Path(path)
-    with path.open("w", encoding="utf-8") as handle:
+    Aff-Wild2 numbers its crops; empty for a sample scored as a whole, which has no frames)."""
+    with atomic_write(path) as handle:
         handle.write("sample_id,frame,label,pred\n")
-        for ref_id, frame, label, p in zip(table.ref_id, table.frame, table.label, pred):
+        rows = zip(table.ref_id, table.frame, table.label, pred, table.per_sample)
+        for ref_id, frame, label, p, whole in rows:
             if label >= 0:
-                handle.write(f"{ref_id},{frame + 1},{label},{p}\n")
-    return path
+                handle.write(f"{ref_id},{'' if whole else frame + 1},{label},{p}\n")
+    return Path(path)

@@ -128,24 +128,32 @@ def cache_dir(config: DataConfig, out_dir: str | Path | None = None) -> Path:
 
 
 def prepare(
-    config: DataConfig, out_dir: str | Path | None = None, *, workers: int | None = None, force: bool = False
+    config: DataConfig,
+    out_dir: str | Path | None = None,
+    *,
+    workers: int | None = None,
+    force: bool = False,
+    part: tuple[int, int] | None = None,
 ) -> PrepareSummary:
     """Build (or reuse) the cache of ``config`` in ``out_dir`` (default ``config.cache.root``). The cache is
     reused only when both hashes match: the config's (with the resolved dataset roots) and the inputs'
     (every sample reference the readers list, their labels, and the size and modification time of every
     media file they name), so an edited annotation, manifest or image rebuilds it. ``force`` rebuilds
-    anyway."""
+    anyway. ``part=(i, n)`` builds only every n-th reference from the i-th, into ``<out>.part-i-of-n`` (a
+    cache of its own; :mod:`expr_common.data.prepare_parts` joins the n parts into ``out``)."""
     started = time.perf_counter()
     out = cache_dir(config, out_dir)
     roots = {s.name: str(_existing_root(s.root)) for s in config.sources}
     digest = config_hash(config, roots)
     listing = _read(config, roots)
-    inputs = inputs_hash(listing.refs)
+    inputs = inputs_hash(listing.refs)  # of the whole listing, also for a part: the parts must agree
+    if part is not None:
+        listing, out = listing.part(*part), part_dir(out, *part)
     with _lock(out):
         index = cache.read_index(out)
         if index is not None and not force:
             same = index.get("config_hash") == digest, index.get("inputs_hash") == inputs
-            if all(same):
+            if all(same) and index.get("part", {}).get("n") == (part[1] if part else None):
                 summary = PrepareSummary(**{**index["summary"], "reused": True, "path": str(out)})
                 summary.wall_s = round(time.perf_counter() - started, 3)
                 log.info("cache %s is up to date (config %s, inputs %s); reused", out, digest, inputs)
@@ -158,9 +166,14 @@ def prepare(
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             summary = _build(config, tmp, roots, listing, workers or config.cache.workers, digest)
-            cache.write_index(
-                tmp, _index(config, roots, digest, inputs, summary, listing.entries, listing.shards)
-            )
+            body = _index(config, roots, digest, inputs, summary, listing.entries, listing.shards)
+            if part is not None:
+                body["part"] = {
+                    "i": part[0],
+                    "n": part[1],
+                    "refs": [[s, r.sample_id] for s, r in listing.refs],
+                }
+            cache.write_index(tmp, body)
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             if out.exists():
                 out.rename(old)  # the stale cache goes only once the new one is complete
@@ -182,6 +195,19 @@ class _Listing:
     skipped: dict[str, Counter[str]]
     entries: list[Any] = field(default_factory=list)
     shards: list[Any] = field(default_factory=list)
+
+    def part(self, i: int, n: int) -> _Listing:
+        """Every n-th reference from the i-th; the readers' skip counts go with part 0 alone, so the
+        parts' summaries add up to the whole's."""
+        if not 0 <= i < n:
+            raise PrepareError(f"--shard {i}/{n}: expected 0 <= i < n")
+        skipped = self.skipped if i == 0 else {name: Counter() for name in self.skipped}
+        return _Listing(self.refs[i::n], skipped)
+
+
+def part_dir(out: Path, i: int, n: int) -> Path:
+    """Where part i of n of the cache ``out`` is built (beside it)."""
+    return out.with_name(f"{out.name}.part-{i}-of-{n}")
 
 
 def _read(config: DataConfig, roots: dict[str, str]) -> _Listing:
