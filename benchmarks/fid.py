@@ -26,6 +26,7 @@ import torch
 from pytorch_fid.fid_score import calculate_frechet_distance, compute_statistics_of_path
 from pytorch_fid.inception import InceptionV3
 
+from expr_common.accelerator import default_device
 from expr_common.paths import data_root
 from expr_common.synth.ondemand import ensure_synthetic
 from gan_aug.fid.features import FeatureExtractor
@@ -55,9 +56,10 @@ def _copy_images(count: int, out: Path) -> tuple[Path, Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=2048, help="total images, split into two folders")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default=None, help="cuda, cpu (default: cuda if available)")
     parser.add_argument("--batch-size", type=int, default=50)  # pytorch-fid's default
     args = parser.parse_args()
+    args.device = str(default_device(args.device))  # pytorch-fid's side takes the same device by name
     os.environ.setdefault("EXPR_PROGRESS", "0")
     weights = default_weights_path()
     if not weights.is_file():

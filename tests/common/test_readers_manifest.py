@@ -119,7 +119,7 @@ def test_bad_split_domain_and_kind_are_errors_collected_when_not_strict(media):
     path = write_manifest(
         media,
         "a,face.jpg,,0,training,,",
-        "b,face.jpg,,0,train,,studio",
+        "b,face.jpg,,0,train,,Studio",  # any lower-case name is a domain; this one is not lower-case
         "c,notes.txt,,0,train,,",
         "d,face.jpg,,0,val,,",
     )
@@ -127,7 +127,7 @@ def test_bad_split_domain_and_kind_are_errors_collected_when_not_strict(media):
         read(path)
     result = read(path, strict=False)
     assert [e.line for e in result.errors] == [2, 3, 4]
-    assert "domain 'studio'" in str(result.errors[1]) and "notes.txt" in str(result.errors[2])
+    assert "domain 'Studio'" in str(result.errors[1]) and "notes.txt" in str(result.errors[2])
     assert [r.sample_id for r in result.refs] == ["d"]
 
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from expr_common.data import affwild2, ckplus, manifest
 from expr_common.data.readers import DatasetFormatError, Problems, ReadResult
-from expr_common.data.refs import DOMAINS, SPLITS
+from expr_common.data.refs import SPLITS, valid_domain
 from expr_common.labels import AFFWILD2_HEADER, CKPLUS_CODES, NUM_CLASSES, UNLABELLED
 
 # --- Aff-Wild2 annotation files ---------------------------------------------------------------------------
@@ -239,7 +239,9 @@ AUDIO = {
 LABELS = {"": -1, "3": 3, " -1 ": -1, " Happiness ": 4, "happy": 4, "CONTEMPT": 7, "0": 0}
 LABELS |= {"8": BAD, "-2": BAD, "nan": BAD, "3.0": BAD, "Joyful": BAD, "1e0": BAD}
 SPLIT_CELLS = {"train": "train", "val": "val", "test": "test", " val ": "val", "Train": BAD, "": BAD}
-DOMAIN_CELLS = {"": "other", "afew": "afew", "synthetic": "synthetic", "AFEW": BAD, "movie": BAD}
+# Any lower-case name is a domain (issue 15): "movie" is one; upper case and spaces are not.
+DOMAIN_CELLS = {"": "other", "afew": "afew", "synthetic": "synthetic", "movie": "movie", "AFEW": BAD}
+DOMAIN_CELLS |= {"my lab": BAD}
 FPS_CELLS = {"": None, "25": 25.0, "8.5": 8.5, "nan": BAD, "inf": BAD, "-1": BAD, "0": BAD, "abc": BAD}
 FPS_CELLS |= {"1e999": BAD}
 IDS = ["a", "b", "c", " a ", "", "d,e", 'q"t', "\u00fc"]
@@ -370,7 +372,7 @@ def check_manifest_result(result: ReadResult | DatasetFormatError, path: Path) -
     ids = [r.sample_id for r in result.refs]
     assert len(ids) == len(set(ids)) and all(ids)
     for ref in result.refs:
-        assert UNLABELLED <= ref.label < NUM_CLASSES and ref.split in SPLITS and ref.domain in DOMAINS
+        assert UNLABELLED <= ref.label < NUM_CLASSES and ref.split in SPLITS and valid_domain(ref.domain)
         assert ref.fps is None or (math.isfinite(ref.fps) and ref.fps > 0)
         assert ref.has_video or ref.has_audio
 

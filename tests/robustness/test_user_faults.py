@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from expr_common.checkpoint import CheckpointError, load_checkpoint
@@ -357,3 +358,34 @@ def test_subcommand_policy_on_a_dummy_module(capsys):
     assert subcommands.run_module("p", "c", module(ValueError("internal")), args) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and "ValueError: internal" in err and err.rstrip().endswith("the command line")
+
+
+def test_13_a_full_disk_inside_a_write_still_names_the_file(tmp_path, monkeypatch):
+    """A full disk raised by write/fsync carries no file name of its own: atomic writes add it."""
+    from expr_common import atomic
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    target = tmp_path / "metrics.json"
+    with pytest.raises(OSError) as caught:
+        atomic.write_text(target, "{}")
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)
+    assert not target.exists() and not list(tmp_path.iterdir())  # no temp file left behind
+
+
+def test_15_user_mistakes_that_builtins_used_to_report_are_project_errors(tmp_path, capsys):
+    from expr_common.accelerator import default_device
+
+    with pytest.raises(ConfigError, match="is not a device"):
+        default_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA device"):
+            default_device("cuda")
+    (tmp_path / "file.txt").write_text("x")
+    assert data_main(["synth", "--out", str(tmp_path / "file.txt"), "--preset", "tiny"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # argparse: a batch of 0 is refused before anything runs
+        recognizer_main(["evaluate", "--checkpoint", "x.pt", "--batch-size", "0"])
+    assert stop.value.code == 2 and "expected a number >= 1" in capsys.readouterr().err

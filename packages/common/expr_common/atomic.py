@@ -67,11 +67,21 @@ def atomic_write(
         if before_replace is not None:
             before_replace()
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise named(exc, path) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     if fsync:
         fsync_dir(path.parent)
+
+
+def named(exc: OSError, path: str | Path) -> OSError:
+    """``exc`` with the file it was writing, when the error itself does not say (a full disk on ``write``)."""
+    if exc.filename is not None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def write_text(path: str | Path, text: str) -> Path:

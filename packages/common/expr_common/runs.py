@@ -9,11 +9,12 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from expr_common.atomic import atomic_write
+from expr_common.atomic import atomic_write, named
 from expr_common.errors import NothingToResumeError, RunDirError
 from expr_common.paths import repo_root
 
@@ -167,8 +168,11 @@ class MetricsWriter:
         if "step" not in record and "epoch" not in record:
             raise ValueError("a metrics record needs a 'step' or an 'epoch'")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, sort_keys=False) + "\n")
+        try:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record, sort_keys=False) + "\n")
+        except OSError as exc:  # a full disk: say which file
+            raise named(exc, self.path) from None
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -191,17 +195,16 @@ def truncate_metrics(path: str | Path, key: str, last: int) -> None:
             handle.writelines(json.dumps(r, sort_keys=False) + "\n" for r in kept)
 
 
-def resume_note(args: argparse.Namespace, command: str) -> str | None:
+def resume_note(args: argparse.Namespace, command: str, flags: Sequence[str] = ()) -> str | None:
     """For a training command stopped early (Ctrl-C, a full disk): the last good checkpoint in
-    ``args.run_dir`` and the command line that continues from it (None before the folder is known)."""
+    ``args.run_dir`` and the command line that continues from it, with the same ``--config``, ``--set``
+    and ``flags`` (the command's own options that shape the run); None before the folder is known."""
     if args.run_dir is None:
         return None
     run = RunDir(Path(args.run_dir))
-    if not run.last_checkpoint.is_file():
-        return f"no checkpoint was written yet in {run.root}; nothing to resume"
     config = f" --config {args.config}" if getattr(args, "config", None) else ""
     sets = "".join(f" --set {o}" for o in getattr(args, "overrides", []))
-    return (
-        f"the last good checkpoint is {run.last_checkpoint}; continue with: "
-        f"{command}{config}{sets} --run-dir {run.root} --resume"
-    )
+    again = f"{command}{config}{sets}{''.join(' ' + f for f in flags)} --run-dir {run.root}"
+    if not run.last_checkpoint.is_file():
+        return f"no checkpoint was written yet in {run.root}; start again with: {again} --overwrite"
+    return f"the last good checkpoint is {run.last_checkpoint}; continue with: {again} --resume"

@@ -40,6 +40,17 @@ BUG_REPORT = (
 Registry = Mapping[str, tuple[str, str]]
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (batch sizes, worker and sample counts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
 def build_parser(
     prog: str, description: str, registry: Registry, argv: Sequence[str]
 ) -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from expr_common.config import load_config, save_config
 from expr_common.data.config import load_data_config
-from expr_common.paths import resolve_data_path, resolve_path
+from expr_common.paths import SYNTHETIC_PREFIX, resolve_data_path, resolve_path
 from expr_common.runs import RunDir, add_override_argument, run_contents
 from expr_experiment.chain_config import ChainConfig
 from expr_experiment.layout import BASELINE_MODALITY, BASELINE_ROW, ChainDir
@@ -27,11 +27,12 @@ from recognizer.ablate import cell_config, write_cell_summary
 from recognizer.run_config import load_recognizer_config
 
 
-def plan(cfg: ChainConfig, root: Path) -> list[Task]:
-    """The chain's steps and what each waits for."""
+def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
+    """The chain's steps and what each waits for; ``write`` (to run them) also writes each recognizer
+    run's ``cell.yaml`` (``write=False``: only their names, as the report command needs)."""
     layout = ChainDir(root)
     data_cfg = load_data_config(resolve_path(cfg.data), cfg.data_overrides)
-    corpus = resolve_data_path(f"data/synthetic_{cfg.preset}")
+    corpus = resolve_data_path(f"data/{SYNTHETIC_PREFIX}{cfg.preset}")
     affwild2 = next(s for s in data_cfg.sources if s.format == "affwild2")
     cache = resolve_path(data_cfg.cache.root)
     expr_data, gan_aug = tool("expr-data"), tool("gan-aug")
@@ -85,7 +86,7 @@ def plan(cfg: ChainConfig, root: Path) -> list[Task]:
             for seed in range(cfg.seeds if row == BASELINE_ROW else cfg.ablation_seeds):
                 cell = cell_config(base, rec_overrides, row, modality, seed)
                 task = ChainDir.cell_task(row, modality, seed)
-                tasks.append(_recognizer_task(task, cell, layout.cell(row, modality, seed)))
+                tasks.append(_recognizer_task(task, cell, layout.cell(row, modality, seed), write=write))
     for seed in range(cfg.seeds):
         cell = cell_config(base, rec_overrides, BASELINE_ROW, BASELINE_MODALITY, seed)
         for arm, flags, deps in (
@@ -93,7 +94,7 @@ def plan(cfg: ChainConfig, root: Path) -> list[Task]:
             ("source_real", ["--with-source-real"], ("prepare",)),
         ):
             task = ChainDir.arm_task(arm, seed)
-            tasks.append(_recognizer_task(task, cell, layout.arm(arm, seed), flags, deps))
+            tasks.append(_recognizer_task(task, cell, layout.arm(arm, seed), flags, deps, write=write))
     judge = RunDir(layout.arm("baseline", 0))  # the baseline recognizer, trained on real data only
     tasks.append(
         Task(
@@ -122,13 +123,19 @@ def _sets(overrides: list[str]) -> list[str]:
 
 
 def _recognizer_task(
-    name: str, cell, run_dir: Path, flags: list[str] | None = None, deps: tuple[str, ...] = ("prepare",)
+    name: str,
+    cell,
+    run_dir: Path,
+    flags: list[str] | None = None,
+    deps: tuple[str, ...] = ("prepare",),
+    *,
+    write: bool = True,
 ) -> Task:
     """One recognizer training run of a resolved config (written beside the run, so the child trains
     exactly the cell the ablation table will describe)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = run_dir / "cell.yaml"
-    save_config(cell, config)
+    config = ChainDir.cell_config(run_dir)
+    if write:
+        save_config(cell, config)
     cmd = [tool("recognizer"), "train", "--config", str(config), "--run-dir", str(run_dir), *(flags or [])]
     cmd += _continue(RunDir(run_dir))
     return Task(name, [cmd], deps, after=lambda: write_cell_summary(cell, run_dir))
@@ -146,7 +153,8 @@ def run_chain(cfg: ChainConfig, root: Path) -> Path:
 
 def stop_note(args: argparse.Namespace) -> str:
     """Ctrl-C or a full disk: what is kept, and how to go on."""
-    return f"finished steps are kept in {Path(args.run_dir) / 'done'}; run the same command again to continue"
+    done = ChainDir(Path(args.run_dir)).done
+    return f"finished steps are kept in {done}; run the same command again to continue"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

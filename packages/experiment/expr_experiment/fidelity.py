@@ -49,6 +49,7 @@ from expr_common.prefetch import chunked, prefetched
 from expr_common.synth.ondemand import prepare_data
 from expr_experiment.layout import FIDELITY_JSON, REAL_CONFUSION, SYNTH_CONFUSION
 from recognizer.evaluate import load_model
+from recognizer.outputs import DATA_CONFIG_FILE
 
 FACES = ("auto", "crops", "detect")  # as a data config's `faces` for a source
 FEW_SAMPLES = 20  # below this many samples on a side, a class's recall moves by 5 points per sample
@@ -104,7 +105,7 @@ def training_preprocess(cfg: Any, checkpoint: str | Path) -> tuple[PreprocessCon
     """The preprocessing the recognizer was trained with: its data config (as stored in the checkpoint,
     with its overrides), else the ``data_config.yaml`` the trainer saved in the run folder; (None, why)
     when neither can be read."""
-    run_copy = Path(checkpoint).resolve().parent.parent / "data_config.yaml"
+    run_copy = Path(checkpoint).resolve().parent.parent / DATA_CONFIG_FILE
     tried = []
     for path, overrides in ((resolve_path(cfg.data), cfg.data_overrides), (run_copy, [])):
         try:

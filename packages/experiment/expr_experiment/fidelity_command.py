@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from expr_common.logs import get_logger
+from expr_common.subcommands import positive_int
 from expr_experiment.fidelity import FACES, run_fidelity
 from expr_experiment.layout import FIDELITY_JSON, REAL_CONFUSION, SYNTH_CONFUSION
 
@@ -43,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help=f"output folder: {FIDELITY_JSON}, {SYNTH_CONFUSION}, {REAL_CONFUSION}",
     )
-    add("--batch-size", type=int, default=64)
+    add("--batch-size", type=positive_int, default=64)
     add("--device", default=None, help="cuda, cpu (default: cuda if available)")
 
 

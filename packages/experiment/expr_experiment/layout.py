@@ -9,6 +9,7 @@ from pathlib import Path
 
 from expr_common.runs import CONFIG_FILE, REPORT_FILE, RunDir
 from gan_aug.grids import sample_grids
+from recognizer.ablate import cell_dir
 
 ARMS = ("baseline", "synthetic", "source_real")  # baseline = the + GCSA + CF, V+A ablation cell
 BASELINE_ROW, BASELINE_MODALITY = "gcsa_cf", "av"
@@ -81,8 +82,13 @@ class ChainDir:
         return self.root / "ablation"
 
     def cell(self, row: str, modality: str, seed: int) -> Path:
-        """One ablation cell's recognizer run."""
-        return self.ablation / f"{row}_{modality}" / f"seed{seed}"
+        """One ablation cell's recognizer run (where ``recognizer ablate`` keeps it too)."""
+        return cell_dir(self.ablation, row, modality, seed)
+
+    @staticmethod
+    def cell_config(run: Path) -> Path:
+        """The resolved config a chain writes beside each recognizer run it starts."""
+        return run / "cell.yaml"
 
     @staticmethod
     def cell_task(row: str, modality: str, seed: int) -> str:
@@ -115,3 +121,11 @@ class ChainDir:
     @property
     def figures(self) -> Path:
         return self.root / "figures"
+
+    @property
+    def per_class_png(self) -> Path:
+        return self.figures / "per_class_f1.png"
+
+    @property
+    def curves_png(self) -> Path:
+        return self.figures / "training_curves.png"

@@ -62,8 +62,8 @@ def write_report(cfg: ChainConfig, root: Path, timings: dict[str, float], wall_s
     )
     fid_lines, fid = fid_section(root)
     fidelity_lines, fidelity = fidelity_section(root)
-    per_class_png = plot_per_class(arms, figures / "per_class_f1.png")
-    curves_png = plot_curves(root, cfg.seeds, figures / "training_curves.png")
+    per_class_png = plot_per_class(arms, layout.per_class_png)
+    curves_png = plot_curves(root, cfg.seeds, layout.curves_png)
     grids = layout.gan_grids(cfg.generate.domain)
     grid = grids[-1] if grids else None
     baseline0 = layout.arm("baseline", 0)

@@ -13,6 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
+from expr_common.atomic import write_text
 from expr_common.errors import ExprError
 from expr_common.logs import get_logger, progress
 from expr_experiment.layout import ChainDir
@@ -74,7 +75,7 @@ def run_tasks(tasks: list[Task], root: Path, jobs: int) -> dict[str, float]:
                 task = running.pop(future)
                 seconds = future.result()  # re-raises a failed step's ChainError
                 timings[task.name] = seconds
-                marker[task.name].write_text(f"{seconds:.1f}\n")
+                write_text(marker[task.name], f"{seconds:.1f}\n")
                 finished.add(task.name)
                 bar.update(1)
                 log.info("done  %s in %.0f s", task.name, seconds)

@@ -7,13 +7,16 @@ tree loads from YAML through ``expr_common.config.load_config(path, GanModelConf
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from expr_common.data.refs import SYNTHETIC_DOMAIN, valid_domain
 from expr_common.labels import NUM_CLASSES
 
-# The GAN's domain index is the position in this tuple: the one place that owns it. The order is the order the
-# datasets were added in; Aff-Wild2 is the target style that `generate` asks for.
+# The default domain table: a GAN's domain index is the position in its own table (GanModelConfig.domains),
+# which training sets from its data and stores in the checkpoint; these are the three datasets' names, in the
+# order they were added. Aff-Wild2 is the default target style that `generate` asks for.
 DOMAINS: tuple[str, ...] = ("ckplus", "afew", "affwild2")
 NUM_DOMAINS = len(DOMAINS)
 
@@ -31,11 +34,19 @@ DEFAULT_CHANNEL_MULTIPLIERS: dict[int, tuple[int, ...]] = {
 }
 
 
-def domain_index(name: str) -> int:
-    """Index of a domain name (``"affwild2"`` -> 2); a clear error for anything else."""
-    if name not in DOMAINS:
-        raise ValueError(f"unknown GAN domain {name!r}: expected one of {', '.join(DOMAINS)}")
-    return DOMAINS.index(name)
+def domain_index(name: str, domains: Sequence[str] = DOMAINS) -> int:
+    """Index of a domain name in a domain table (the default one: ``"affwild2"`` -> 2); a clear error for
+    anything else."""
+    if name not in domains:
+        raise ValueError(f"unknown GAN domain {name!r}: expected one of {', '.join(domains)}")
+    return list(domains).index(name)
+
+
+def domain_table(present: Iterable[str]) -> list[str]:
+    """The domain table of training data with these domains: the default names first, in their order, then
+    any other in alphabetical order (GAN output, ``synthetic``, is never one)."""
+    names = set(present) - {SYNTHETIC_DOMAIN}
+    return [d for d in DOMAINS if d in names] + sorted(names - set(DOMAINS))
 
 
 def base_size(resolution: int) -> int:
@@ -164,16 +175,27 @@ class EmaConfig:
 @dataclass
 class GanModelConfig:
     num_classes: int = NUM_CLASSES  # the ABAW label space (expr_common.labels)
-    num_domains: int = NUM_DOMAINS  # DOMAINS above: ckplus, afew, affwild2
+    # The domain table (the GAN embeds each name): set from the training data by `train`, stored in the
+    # checkpoint, the names `generate --domain` accepts. Defaults to DOMAINS above.
+    domains: list[str] = field(default_factory=lambda: list(DOMAINS))
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     ema: EmaConfig = field(default_factory=EmaConfig)
 
+    @property
+    def num_domains(self) -> int:
+        return len(self.domains)
+
+    def domain_index(self, name: str) -> int:
+        return domain_index(name, self.domains)
+
     def __post_init__(self) -> None:
-        if self.num_classes <= 0 or self.num_domains <= 0:
-            raise ValueError("num_classes and num_domains must be positive")
+        if self.num_classes <= 0 or not self.domains:
+            raise ValueError("num_classes must be positive and domains not empty")
+        if len(set(self.domains)) != len(self.domains) or not all(valid_domain(d) for d in self.domains):
+            raise ValueError(f"domains must be distinct lower-case names, got {self.domains}")
         if self.generator.resolution != self.discriminator.resolution:
             raise ValueError(
                 f"generator.resolution ({self.generator.resolution}) and discriminator.resolution "

@@ -24,17 +24,17 @@ from torch.nn.utils import parametrize
 from torchvision.io import write_png
 
 from expr_common.accelerator import default_device
-from expr_common.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint
+from expr_common.checkpoint import CONFIG_KEY, CheckpointError, config_from_checkpoint, load_checkpoint
 from expr_common.data import manifest as manifest_csv
 from expr_common.data.manifest import MANIFEST
 from expr_common.errors import ExprError
 from expr_common.labels import CLASS_NAMES, parse_label
 from expr_common.logs import progress
+from expr_common.subcommands import positive_int
 from gan_aug.config import DOMAINS, domain_index
 from gan_aug.networks import Generator
 from gan_aug.run_config import GanTrainConfig
 
-FILL_DOMAIN = "affwild2"  # --fill-to-max balances against the target dataset's real training data
 WALK_SCALE = 0.35  # size of a clip's latent excursion around its base z: moves the expression, keeps the face
 
 
@@ -77,10 +77,12 @@ def plan_counts(
     fill_to_max: bool,
     counts: dict[int, int] | None,
     clip_len: int,
+    fill_domain: tuple[str, int] = ("affwild2", domain_index("affwild2")),
 ) -> dict[int, int]:
     """Samples per class for exactly one of the three modes. ``fill_to_max`` tops every class up to the
-    largest real Aff-Wild2 training class, counted in frames for single faces and in cached clips for clips,
-    so that one synthetic sample stands for one real one (counts recorded in the checkpoint by training)."""
+    largest real training class of ``fill_domain`` (name, index in the GAN's table; the target, Aff-Wild2 by
+    default), counted in frames for single faces and in cached clips for clips, so that one synthetic
+    sample stands for one real one (counts recorded in the checkpoint by training)."""
     if sum(x is not None and x is not False for x in (per_class, counts, fill_to_max or None)) != 1:
         raise GenerateError("give exactly one of --per-class, --fill-to-max, --counts")
     if per_class is not None:
@@ -94,9 +96,9 @@ def plan_counts(
     key = "real_clip_counts" if clip_len > 1 else "real_frame_counts"
     if key not in state:
         raise GenerateError(f"--fill-to-max: the checkpoint has no {key} (it predates class-count recording)")
-    real = state[key][:, domain_index(FILL_DOMAIN)].tolist()  # [C, D] -> this domain's column
+    real = state[key][:, fill_domain[1]].tolist()  # [C, D] -> this domain's column
     if max(real) == 0:
-        raise GenerateError(f"--fill-to-max: the checkpoint's training data has no {FILL_DOMAIN} frames")
+        raise GenerateError(f"--fill-to-max: the checkpoint's training data has no {fill_domain[0]} frames")
     top = max(real)
     return {c: top - n for c, n in enumerate(real) if top - n > 0}
 
@@ -147,7 +149,7 @@ def load_generator(checkpoint: str | Path, device: str | torch.device) -> tuple[
         raise CheckpointError(
             f"{checkpoint} is {kind}: it holds no G_ema; give a `gan-aug train` checkpoint (last.pt, best.pt)"
         )
-    config = config_from_checkpoint(state, GanTrainConfig, str(checkpoint))
+    config = checkpoint_config(state, checkpoint)
     G = Generator(config.model.generator, config.model.num_classes, config.model.num_domains)
     G.load_state_dict(state["G_ema"])
     G.eval()
@@ -155,6 +157,19 @@ def load_generator(checkpoint: str | Path, device: str | torch.device) -> tuple[
         if parametrize.is_parametrized(module, "weight"):
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
     return G.to(device).requires_grad_(False), state
+
+
+def checkpoint_config(state: dict[str, Any], checkpoint: str | Path) -> GanTrainConfig:
+    """The training config stored in a GAN checkpoint. One written before domain tables were stored gives
+    ``model.num_domains`` instead: the default table, cut to that many."""
+    stored = state.get(CONFIG_KEY)
+    model = stored.get("model") if isinstance(stored, dict) else None
+    if isinstance(model, dict) and "num_domains" in model and "domains" not in model:
+        model = {k: v for k, v in model.items() if k != "num_domains"} | {
+            "domains": list(DOMAINS[: model["num_domains"]])
+        }
+        state = {**state, CONFIG_KEY: {**stored, "model": model}}
+    return config_from_checkpoint(state, GanTrainConfig, str(checkpoint))
 
 
 def _remove_listed(out: Path, manifest: Path) -> None:
@@ -190,7 +205,7 @@ def generate(
     checkpoint: str | Path,
     out_dir: str | Path,
     *,
-    domain: str = "affwild2",
+    domain: str | None = None,
     per_class: int | None = None,
     fill_to_max: bool = False,
     counts: dict[int, int] | str | None = None,
@@ -201,18 +216,32 @@ def generate(
     device: str | None = None,
     overwrite: bool = False,
 ) -> GenerateResult:
-    """Write the samples and ``manifest.csv`` into ``out_dir``; returns what was written."""
+    """Write the samples and ``manifest.csv`` into ``out_dir`` in the style of ``domain`` (a name of the
+    GAN's domain table; default its target domain); returns what was written."""
     if clip_len < 1:
         raise GenerateError(f"--clip-len must be >= 1, got {clip_len}")
-    out, d = Path(out_dir), domain_index(domain)
+    out = Path(out_dir)
     manifest = out / MANIFEST
     if manifest.exists() and not overwrite:
         raise GenerateError(f"{manifest} exists: choose another --out or pass --overwrite")
     G, state = load_generator(checkpoint, default_device(device))
+    config = checkpoint_config(state, checkpoint)
+    domains, domain = config.model.domains, domain or config.target_domain
+    if domain not in domains:
+        raise GenerateError(f"--domain {domain}: this GAN was trained on the domains {', '.join(domains)}")
+    d = domains.index(domain)
+    fill = (
+        (config.target_domain, domains.index(config.target_domain))
+        if config.target_domain in domains
+        else None
+    )
+    if fill_to_max and fill is None:
+        raise GenerateError(f"--fill-to-max: the GAN's training data has no {config.target_domain} frames")
     parsed = parse_counts(counts) if isinstance(counts, str) else counts
     plan = plan_counts(
-        state, G.num_classes, per_class=per_class, fill_to_max=fill_to_max, counts=parsed, clip_len=clip_len
-    )
+        state, G.num_classes, per_class=per_class, fill_to_max=fill_to_max, counts=parsed, clip_len=clip_len,
+        **({"fill_domain": fill} if fill else {}),
+    )  # fmt: skip
     if manifest.exists():  # only once the request is known to be valid
         _remove_listed(out, manifest)
     device_ = next(G.parameters()).device
@@ -251,17 +280,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--checkpoint", type=Path, required=True, help="a gan-aug training checkpoint (last.pt / best.pt)")
     add("--out", type=Path, required=True, help="output folder: class folders + manifest.csv")
-    add("--domain", choices=DOMAINS, default="affwild2", help="whose style to draw (default affwild2)")
+    add(
+        "--domain",
+        default=None,
+        help="whose style to draw: a domain the GAN was trained on (default: its target, affwild2)",
+    )
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--per-class", type=int, default=None, metavar="N", help="N samples of every class")
+    mode.add_argument(
+        "--per-class", type=positive_int, default=None, metavar="N", help="N samples of every class"
+    )
     mode.add_argument(
         "--fill-to-max", action="store_true", help="top every class up to the largest real Aff-Wild2 class"
     )
     mode.add_argument("--counts", default=None, metavar="C=N,...", help='e.g. "Fear=500,Disgust=500"')
-    add("--clip-len", type=int, default=1, metavar="K", help="frames per sample (1 = single faces)")
+    add("--clip-len", type=positive_int, default=1, metavar="K", help="frames per sample (1 = single faces)")
     add("--truncation", type=float, default=None, metavar="T", help="redraw latent entries with |z| > T")
     add("--seed", type=int, default=0)
-    add("--batch-size", type=int, default=64, help="images per forward pass")
+    add("--batch-size", type=positive_int, default=64, help="images per forward pass")
     add("--device", default=None, help="cuda, cpu (default: cuda if available)")
     add("--overwrite", action="store_true", help="write into an --out that already holds a manifest")
 

@@ -6,6 +6,7 @@ the same faces evolve, and the grids of one step differ only by the domain's sty
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -36,16 +37,22 @@ def fixed_latents(seed: int, num_classes: int, columns: int, z_dim: int) -> torc
 
 @torch.no_grad()
 def save_sample_grids(
-    generator: nn.Module, z: torch.Tensor, num_classes: int, run_root: Path, step: int
+    generator: nn.Module,
+    z: torch.Tensor,
+    num_classes: int,
+    run_root: Path,
+    step: int,
+    domains: Sequence[str] = DOMAINS,
 ) -> list[Path]:
-    """One grid per domain from ``generator`` (G_ema, put in eval mode here); returns the PNG paths."""
+    """One grid per domain of the GAN's table (``domains``) from ``generator`` (G_ema, put in eval mode
+    here); returns the PNG paths."""
     was_training = generator.training
     generator.eval()
     device = next(generator.parameters()).device
     columns = z.shape[0] // num_classes
     y = torch.arange(num_classes).repeat_interleave(columns).to(device)  # [C * columns]
     paths = []
-    for d, domain in enumerate(DOMAINS):
+    for d, domain in enumerate(domains):
         images = generator(z.to(device), y, torch.full_like(y, d)).float().cpu()  # [C * cols, 3, R, R]
         path = grid_path(run_root, step, domain)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,7 +66,7 @@ def save_real_grids(table: FrameTable, resolution: int, columns: int, run_root: 
     """The real frames of each (class, domain) cell in the same layout (grey where a cell has none), to
     set beside the generated grids."""
     paths = []
-    for d, domain in enumerate(DOMAINS):
+    for d, domain in enumerate(table.domains):
         rows = []
         for c in range(table.num_classes):
             members = torch.nonzero((table.label == c) & (table.domain == d)).flatten()

@@ -66,6 +66,8 @@ class GanTrainConfig:
     data_overrides: list[str] = field(default_factory=list)
     model: GanModelConfig = field(default_factory=GanModelConfig)
     train: TrainLoopConfig = field(default_factory=TrainLoopConfig)
+    # The style `generate` draws by default, `--fill-to-max` balances against and the FID hook measures.
+    target_domain: str = "affwild2"
 
 
 def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) -> GanTrainConfig:

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from expr_common.data.dataset import CachedClips, normalize_video
 from expr_common.errors import DataError
 from expr_common.logs import get_logger
-from gan_aug.config import DOMAINS, domain_index
+from gan_aug.config import DOMAINS, domain_index, domain_table
 
 log = get_logger("gan")
 TRAIN_SPLIT = "train"  # the GAN never sees validation or test frames: the recognizer is scored on them
@@ -45,17 +45,18 @@ class FrameTable:
     sample: torch.Tensor  # [N] int64, position in ``clips``
     frame: torch.Tensor  # [N] int64, 0..K-1
     label: torch.Tensor  # [N] int64, ABAW class
-    domain: torch.Tensor  # [N] int64, index into gan_aug.config.DOMAINS
+    domain: torch.Tensor  # [N] int64, index into ``domains``
     clip_label: torch.Tensor  # [S] int64, label of each cached sample (-1 where only some frames count)
     clip_domain: torch.Tensor  # [S] int64
     num_classes: int
+    domains: tuple[str, ...] = DOMAINS  # the domain table of this data (gan_aug.config.domain_table)
 
     def __len__(self) -> int:
         return int(self.sample.numel())
 
     @property
     def num_domains(self) -> int:
-        return len(DOMAINS)
+        return len(self.domains)
 
     def cell_counts(self) -> torch.Tensor:
         """Frames per (class, domain): [C, D]."""
@@ -82,15 +83,18 @@ class FrameTable:
 
 
 def build_frame_table(cache_root: str | Path, num_classes: int) -> FrameTable:
-    """The frame table of a prepared cache's training split (domains outside DOMAINS are left out)."""
-    clips = CachedClips(cache_root, split=TRAIN_SPLIT, domain=list(DOMAINS))
+    """The frame table of a prepared cache's training split, over every domain in it except GAN output
+    (``synthetic``); its domain table is :func:`~gan_aug.config.domain_table` of them."""
     everything = CachedClips(cache_root, split=TRAIN_SPLIT)
-    others = sorted({e["domain"] for e in everything.entries} - set(DOMAINS))
-    if others:
-        log.warning("GAN training leaves out domains it has no embedding for: %s", ", ".join(others))
+    domains = tuple(domain_table(e["domain"] for e in everything.entries))
+    clips = CachedClips(cache_root, split=TRAIN_SPLIT, domain=list(domains))
+    if len(clips) < len(everything):
+        log.warning(
+            "GAN training leaves out its own output: %d synthetic samples", len(everything) - len(clips)
+        )
     sample, frame, label, domain, clip_label, clip_domain = [], [], [], [], [], []
     for i, entry in enumerate(clips.entries):
-        d = domain_index(entry["domain"])
+        d = domain_index(entry["domain"], domains)
         clip_domain.append(d)
         clip_label.append(int(entry["label"]))
         if not entry["has_video"]:
@@ -106,7 +110,9 @@ def build_frame_table(cache_root: str | Path, num_classes: int) -> FrameTable:
                 label.append(y)
                 domain.append(d)
     if not sample:
-        raise DataError(f"the cache {cache_root} has no labelled training frames of {', '.join(DOMAINS)}")
+        raise DataError(
+            f"the cache {cache_root} has no labelled training frames (domains: {', '.join(domains)})"
+        )
 
     def as_long(values: list[int]) -> torch.Tensor:
         return torch.tensor(values, dtype=torch.int64)
@@ -120,6 +126,7 @@ def build_frame_table(cache_root: str | Path, num_classes: int) -> FrameTable:
         as_long(clip_label),
         as_long(clip_domain),
         num_classes,
+        domains,
     )
 
 

@@ -14,7 +14,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from accelerate.utils import broadcast_object_list
 from torch import nn
 
 from expr_common import subcommands
-from expr_common.accelerator import check_launch, make_accelerator, start_tracking
+from expr_common.accelerator import agree_on_run_dir, check_launch, end_run, make_accelerator, start_tracking
 from expr_common.checkpoint import check_fits, load_resume_checkpoint, save_checkpoint
 from expr_common.config import ConfigError, save_config
 from expr_common.data.config import load_data_config
@@ -35,7 +35,6 @@ from expr_common.runs import (
     RunDir,
     add_run_arguments,
     default_run_dir,
-    open_run_dir,
     resume_note,
     truncate_metrics,
 )
@@ -121,16 +120,19 @@ def train(
     acc = accelerator or make_accelerator(run_dir)
     check_launch(acc)  # once per accelerator
     main, loop = acc.is_main_process, config.train
-    out = open_run_dir(run_dir, COMMAND, resume=resume, overwrite=overwrite, create=main)
+    out = agree_on_run_dir(acc, run_dir, COMMAND, resume=resume, overwrite=overwrite)
     seed_everything(loop.seed, loop.deterministic)
 
     data_config = load_data_config(resolve_path(config.data), config.data_overrides)
     cache = prepare_data(data_config, acc)  # main process first; the others then reuse the cache
     table = build_frame_table(cache.path, config.model.num_classes)
+    # The GAN embeds the domains of its data (stored with the config in every checkpoint).
+    config = replace(config, model=replace(config.model, domains=list(table.domains)))
     log.info(
-        "GAN training on %d frames in %d (class, domain) cells",
+        "GAN training on %d frames in %d (class, domain) cells; domains %s",
         len(table),
         int((table.cell_counts() > 0).sum()),
+        ", ".join(table.domains),
     )
     trainer = GanTrainer(config, acc, CellSampler(table))
     best: dict[str, Any] | None = None
@@ -196,7 +198,7 @@ def train(
             busy_s, busy_images = 0.0, 0
         if main and (step % loop.sample_every == 0 or last):
             result.grids = save_sample_grids(
-                trainer.generator_ema, grid_z, config.model.num_classes, out.root, step
+                trainer.generator_ema, grid_z, config.model.num_classes, out.root, step, config.model.domains
             )
         if fid_hook is not None and loop.fid_every > 0 and (step % loop.fid_every == 0 or last):
             scores = fid_hook(trainer.generator_ema, step) if main else {}
@@ -208,8 +210,9 @@ def train(
         if step % loop.checkpoint_every == 0 or last:
             _checkpoint(trainer, out.last_checkpoint, config, {**extra, "best": best})
     bar.close()
-    acc.end_training()
     result.steps, result.best = trainer.step, best
+    trainer = loader = None  # the DDP-wrapped G and D go before the process group
+    end_run(acc)
     return result
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from expr_common.atomic import write_json, write_text
 from expr_common.config import ConfigError, apply_overrides, from_dict, save_config, to_dict
 from expr_common.errors import RunDirError
-from expr_common.runs import RunDir, default_run_dir, open_run_dir, read_metrics
+from expr_common.runs import RunDir, default_run_dir, read_metrics
 from recognizer.outputs import ABLATION_JSON, ABLATION_MD, SELECTION_FILE, SUMMARY_FILE
 from recognizer.run_config import RecognizerConfig, load_recognizer_config
 
@@ -38,6 +38,11 @@ METRIC_NOTE = (
     "selection val_macro_f1: validation macro-F1 of the best checkpoint after the (m, n) fusion grid search "
     "and the smoothing-window choice, both made on validation (so optimistic by the selection)"
 )
+
+
+def cell_dir(root: str | Path, row: str, modality: str, seed: int) -> Path:
+    """Where one (row, modality, seed) cell's training run lives under an ablation folder."""
+    return Path(root) / f"{row}_{modality}" / f"seed{seed}"
 
 
 def cell_config(
@@ -63,7 +68,7 @@ def cell_config(
 
 def _run_cell(cfg: RecognizerConfig, run_dir: Path) -> dict[str, Any]:
     """Train one sub-run unless its summary exists; returns the summary (read back or fresh)."""
-    from expr_common.accelerator import make_accelerator
+    from expr_common.accelerator import agree_on_run_dir, make_accelerator
     from recognizer.trainer import train
 
     summary_path = run_dir / SUMMARY_FILE
@@ -80,8 +85,8 @@ def _run_cell(cfg: RecognizerConfig, run_dir: Path) -> dict[str, Any]:
         return summary
     resume = RunDir(run_dir).last_checkpoint.is_file()  # interrupted mid-training: continue it
     # A cell without last.pt never finished an epoch: start it again (the partial attempt moves aside).
-    run = open_run_dir(run_dir, "recognizer-ablate", resume=resume, overwrite=not resume)
-    accelerator = make_accelerator(run.root)
+    accelerator = make_accelerator(run_dir)
+    run = agree_on_run_dir(accelerator, run_dir, "recognizer-ablate", resume=resume, overwrite=not resume)
     train(cfg, run, resume=resume, accelerator=accelerator)
     summary = write_cell_summary(cfg, run_dir) if accelerator.is_main_process else {}
     summary["skipped"] = False
@@ -142,7 +147,7 @@ def ablate(
         for modality in modalities:
             runs = []
             for seed in range(seeds):
-                sub = root / f"{row}_{modality}" / f"seed{seed}"
+                sub = cell_dir(root, row, modality, seed)
                 summary = _run_cell(cell_config(cfg, overrides, row, modality, seed), sub)
                 selection = summary.get("selection") or {}
                 runs.append(

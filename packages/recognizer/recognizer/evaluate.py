@@ -16,6 +16,7 @@ from expr_common.errors import DataError
 from expr_common.metrics import plot_confusion
 from expr_common.paths import resolve_path
 from expr_common.runs import RunDir, open_run_dir
+from expr_common.subcommands import positive_int
 from expr_common.synth.ondemand import prepare_data
 from recognizer.evaluation import (
     frames_from_windows,
@@ -113,7 +114,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="choose (m, n) and the smoothing window on this split instead of the checkpoint's",
     )
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--run-dir", type=Path, default=None)
 
 

@@ -3,6 +3,7 @@ ablation and the experiment's report read them by these names."""
 
 from __future__ import annotations
 
+DATA_CONFIG_FILE = "data_config.yaml"  # the data config the run trained on, resolved (preprocessing)
 EXTRA_DATA_FILE = "extra_data.json"  # what each extra training set added, per class
 SELECTION_FILE = "selection.json"  # the (m, n) fusion and smoothing window chosen on validation
 CONFUSION_FILE = "confusion_val.png"  # validation confusion of the best checkpoint, after the selection

@@ -16,6 +16,7 @@ from expr_common.atomic import write_text
 from expr_common.data.affwild2 import TEST_LIST
 from expr_common.errors import DataError
 from expr_common.labels import NUM_CLASSES, SUBMISSION_HEADER
+from expr_common.subcommands import positive_int
 from recognizer.submission import read_video_list
 
 
@@ -128,7 +129,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--source", default="affwild2", help="data-config source to predict")
     parser.add_argument("--probs", type=Path, default=None, help="also write per-frame probabilities")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -87,6 +87,10 @@ class TrainConfig:
     log_every: int = 10  # steps between metrics.jsonl lines
     smoothing_windows: tuple[int, ...] = (1, 3, 5, 9, 15, 25)  # frames; chosen on validation
     max_steps_per_epoch: int | None = None  # cap (quick checks); None = the whole loader
+    # Initial pre-training (paper, 2.2): start from the matching branches and heads of this recognizer
+    # checkpoint (recognizer/init_from.py; `--init-from`); the parts loaded whole stay fixed this many epochs.
+    init_from: str | None = None
+    freeze_epochs: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.modality_dropout <= 1.0:
@@ -101,6 +105,8 @@ class TrainConfig:
         for name, value in positive.items():
             if value is not None and value <= 0:
                 raise ValueError(f"train.{name} must be positive, got {value}")
+        if self.freeze_epochs < 0 or (self.freeze_epochs and not self.init_from):
+            raise ValueError("train.freeze_epochs must be >= 0, and it freezes what train.init_from loaded")
         if self.workers < 0:
             raise ValueError(f"train.workers must be >= 0, got {self.workers}")
         if not self.smoothing_windows or any(w <= 0 for w in self.smoothing_windows):

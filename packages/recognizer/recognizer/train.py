@@ -7,11 +7,12 @@ accelerate launch -m recognizer train --config ... --run-dir runs/rec
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import sys
 
-from expr_common.accelerator import make_accelerator
-from expr_common.runs import add_run_arguments, open_run_dir, resume_note
+from expr_common.accelerator import agree_on_run_dir, make_accelerator
+from expr_common.errors import RunDirError
+from expr_common.runs import add_run_arguments, default_run_dir, resume_note
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="add `gan-aug generate` samples (video only) to training under extra_policies.synthetic",
     )
     parser.add_argument("--synthetic", metavar="DIR", help="the `gan-aug generate --out` folder to add")
+    parser.add_argument(
+        "--init-from",
+        metavar="CKPT",
+        default=None,
+        help="start from the matching branches and heads of this recognizer checkpoint (pre-training)",
+    )
     parser.add_argument(
         "--with-source-real",
         action="store_true",
@@ -34,19 +41,25 @@ def run(args: argparse.Namespace) -> int:
     from recognizer.run_config import load_recognizer_config
     from recognizer.trainer import train
 
-    cfg = load_recognizer_config(args.config, args.overrides)
+    init = [f"train.init_from={json.dumps(str(args.init_from))}"] if args.init_from else []
+    cfg = load_recognizer_config(args.config, [*args.overrides, *init])
     cfg = with_extra_flags(
         cfg, synthetic=args.with_synthetic, synthetic_dir=args.synthetic, source_real=args.with_source_real
     )
+
     # Every process must agree on the run directory; the default has a timestamp, so only --run-dir or
     # the main process's choice is safe under accelerate launch: the folder is created before the
     # accelerator starts, and non-main processes of a multi-process run need --run-dir.
-    main = os.environ.get("RANK", "0") == "0"  # only the main process looks into (and moves) the folder
-    run_dir = open_run_dir(
-        args.run_dir, "recognizer-train", resume=args.resume, overwrite=args.overwrite, create=main
+    # Every process must agree on the run directory (the default has a timestamp): the main process
+    # chooses it, looks into it and tells the others.
+    if args.resume and args.run_dir is None:
+        raise RunDirError("--resume needs --run-dir: the run directory to continue")
+    accelerator = make_accelerator(args.run_dir or default_run_dir("recognizer-train"))
+    run_dir = agree_on_run_dir(
+        accelerator, args.run_dir, "recognizer-train", resume=args.resume, overwrite=args.overwrite
     )
     args.run_dir = run_dir.root  # for stop_note: the folder a Ctrl-C or a full disk leaves behind
-    summary = train(cfg, run_dir, resume=args.resume, accelerator=make_accelerator(run_dir.root))
+    summary = train(cfg, run_dir, resume=args.resume, accelerator=accelerator)
     if "selection" in summary:
         sel = summary["selection"]
         print(
@@ -59,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
 
 def stop_note(args: argparse.Namespace) -> str | None:
     """Where an interrupted run stands: its last checkpoint and the line that continues it."""
-    return resume_note(args, "recognizer train")
+    flags = ["--with-synthetic"] if args.with_synthetic else []
+    flags += ["--synthetic", str(args.synthetic)] if args.synthetic else []
+    flags += ["--with-source-real"] if args.with_source_real else []
+    return resume_note(args, "recognizer train", flags)
 
 
 if __name__ == "__main__":  # accelerate launch packages/recognizer/recognizer/train.py --config ...

@@ -10,6 +10,7 @@ and only the main process writes files.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import Dataset
 
-from expr_common.accelerator import make_accelerator, start_tracking
+from expr_common.accelerator import end_run, make_accelerator, start_tracking
 from expr_common.atomic import write_json
 from expr_common.checkpoint import check_fits, load_checkpoint, load_resume_checkpoint, save_checkpoint
 from expr_common.config import save_config, to_dict
@@ -41,11 +42,18 @@ from recognizer.evaluation import (
     select_fusion_and_smoothing,
 )
 from recognizer.extra_data import TrainingMix, open_extra
+from recognizer.init_from import INIT_FROM_FILE, drop_frozen_grads, hold_frozen_norms, load_matching
 from recognizer.losses import build_loss, recognizer_loss, with_every_parameter
 from recognizer.modality_dropout import drop_modalities
 from recognizer.model import AudioVisualRecognizer
 from recognizer.optim import build_optimizer, lr_factor
-from recognizer.outputs import CONFUSION_FILE, EXTRA_DATA_FILE, FUSION_GRID_FILE, SELECTION_FILE
+from recognizer.outputs import (
+    CONFUSION_FILE,
+    DATA_CONFIG_FILE,
+    EXTRA_DATA_FILE,
+    FUSION_GRID_FILE,
+    SELECTION_FILE,
+)
 from recognizer.run_config import RecognizerConfig, TrainConfig
 from recognizer.run_report import write_run_report
 
@@ -134,6 +142,8 @@ class Loop:
     metrics: MetricsWriter
     epoch: int = 0  # the next epoch to train
     step: int = 0
+    frozen: list[str] = field(default_factory=list)  # parts kept fixed for train.freeze_epochs epochs
+    freeze_now: bool = False
     best_f1: float = -1.0
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -151,6 +161,12 @@ def setup(cfg: RecognizerConfig, run: RunDir, resume: bool, accelerator: Acceler
     optimizer = build_optimizer(model, cfg.optim)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     epoch, step, best_f1 = 0, 0, -1.0
+    init_table = (
+        load_matching(model, resolve_path(cfg.train.init_from))
+        if cfg.train.init_from and not resume
+        else None
+    )
+    frozen = init_table["loaded_parts"] if init_table else []
     if resume:
         # Skips a killed write's temp file; falls back to last.prev.pt if last.pt is unreadable (both logged).
         state, source = load_resume_checkpoint(run.last_checkpoint, tidy=main)
@@ -162,11 +178,15 @@ def setup(cfg: RecognizerConfig, run: RunDir, resume: bool, accelerator: Acceler
         if main:  # lines logged after that checkpoint (a kill, or a fallback) are logged again: drop them
             truncate_metrics(run.metrics, "epoch", state["epoch"])
         log.info("resumed from %s at epoch %d", source, epoch)
+        if cfg.train.freeze_epochs and (run.root / INIT_FROM_FILE).is_file():
+            frozen = json.loads((run.root / INIT_FROM_FILE).read_text(encoding="utf-8"))["loaded_parts"]
     if main:  # only once a resumed checkpoint is known to fit: a refused one leaves config.yaml as it was
         save_config(cfg, run.config)
-        save_config(data.data_config, run.root / "data_config.yaml")
+        save_config(data.data_config, run.root / DATA_CONFIG_FILE)
         if data.extras:
             write_json(run.root / EXTRA_DATA_FILE, data.extras)
+        if init_table is not None:
+            write_json(run.root / INIT_FROM_FILE, init_table)
     model, optimizer = accelerator.prepare(model, optimizer)
     val = make_loader(
         data.val,
@@ -180,7 +200,7 @@ def setup(cfg: RecognizerConfig, run: RunDir, resume: bool, accelerator: Acceler
     metrics = MetricsWriter(run.metrics, enabled=main)
     return Loop(
         cfg, run, data, accelerator, model, optimizer, loss_fn, base_lrs, accelerator.prepare(val), metrics,
-        epoch, step, best_f1,
+        epoch=epoch, step=step, best_f1=best_f1, frozen=frozen if cfg.train.freeze_epochs else [],
     )  # fmt: skip
 
 
@@ -201,7 +221,8 @@ def train(
     if "selection" in summary:  # the main process
         history = [r for r in read_metrics(run.metrics) if "val_macro_f1" in r]  # a resumed run's too
         write_run_report(run, summary["selection"], history)
-    accelerator.end_training()
+    loop.model = loop.optimizer = loop.val_loader = None  # the DDP model goes before the process group
+    end_run(accelerator)
     return summary
 
 
@@ -221,6 +242,8 @@ def train_step(loop: Loop, batch: dict[str, torch.Tensor]) -> dict[str, torch.Te
         loop.optimizer.zero_grad(set_to_none=True)
         return None
     acc.backward(with_every_parameter(parts["loss"], model, acc.num_processes))
+    if loop.freeze_now:
+        drop_frozen_grads(acc.unwrap_model(model), loop.frozen)
     if cfg.optim.grad_clip > 0:
         acc.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
     loop.optimizer.step()
@@ -238,6 +261,9 @@ def train_epoch(loop: Loop, epoch: int) -> dict[str, Any]:
     loader = acc.prepare(_train_loader(cfg, loop.data, epoch, pin_memory=acc.device.type == "cuda"))
     started, seen, losses, skipped = time.perf_counter(), 0, [], 0
     loop.model.train()
+    loop.freeze_now = bool(loop.frozen) and epoch < cfg.train.freeze_epochs
+    if loop.freeze_now:
+        hold_frozen_norms(acc.unwrap_model(loop.model), loop.frozen)
     bar = progress(loader, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="batch", enabled=loop.main)
     for i, batch in enumerate(bar):
         if cfg.train.max_steps_per_epoch is not None and i >= cfg.train.max_steps_per_epoch:

@@ -38,8 +38,11 @@ def run(args: argparse.Namespace) -> int:
         config.workers = args.workers
     existing = Path(args.out) / CORPUS_INFO
     if args.reuse and existing.is_file():
-        summary = json.loads(existing.read_text(encoding="utf-8"))
-        if summary.get("config") == to_dict(config):
+        try:
+            summary = json.loads(existing.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # torn or edited by hand: not this corpus for sure
+            summary = {}
+        if isinstance(summary, dict) and summary.get("config") == to_dict(config):
             print(format_summary(summary))
             print(f"corpus reused from {args.out} (same preset, seed and settings)")
             return 0

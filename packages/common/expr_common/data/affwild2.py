@@ -28,6 +28,8 @@ SPLIT_DIRS = {"train": "Train_Set", "val": "Validation_Set"}
 VIDEO_DIRS = ("videos", "batch1", "batch2", "new_vids")
 CROPS_DIR = "cropped_aligned"
 TEST_LIST = "Expression_Recognition_Challenge_test_set_release.txt"
+SHORT_ANNOTATION = "frame past the annotation's end"  # crops the annotation file does not reach
+SHORT_OF_VIDEO = "video frame past the annotation's end"  # only the video is longer: informational
 SIDE_SUFFIXES = ("_left", "_right")  # two-person videos: one track per face, one shared video
 _INTEGER = re.compile(r"[+-]?[0-9]{1,9}")  # more digits: no label, and int() may refuse them
 
@@ -152,10 +154,14 @@ def _track(
                     f"{source}: {extra} annotation lines past the last of {frames} frames of {video}; ignored"
                 )
         elif extra < 0 and labels:  # a short file: the frames past its end have no label at all
-            result.skipped["frame past the annotation's end"] += -extra
+            # Short of the crops, the file is cut (a problem); short only of the video's frame count (which
+            # may be an estimate from its duration), the last frames may simply have lost the face (a note).
+            cut = highest > len(labels)
+            result.skipped[SHORT_ANNOTATION if cut else SHORT_OF_VIDEO] += -extra
             result.warnings.append(
-                f"{source}: {len(labels)} annotation lines for the {frames} frames of track {name}; the last "
-                f"{-extra} frames are left out (never trained on, never scored)"
+                f"{source}: {len(labels)} annotation lines for the {frames} frames of track {name}"
+                + (f" (crops up to {highest})" if cut else "")
+                + f"; the last {-extra} frames are left out (never trained on, never scored)"
             )
     if not labels:
         result.skipped["track without frames"] += 1

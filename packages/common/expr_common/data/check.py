@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from expr_common.data.affwild2 import SHORT_OF_VIDEO
 from expr_common.data.readers import FORMATS, read_dataset
 from expr_common.data.refs import SPLITS
 from expr_common.labels import CLASS_NAMES, UNLABELLED
@@ -20,6 +21,7 @@ INFO_REASONS = frozenset(
         "-1 frames",
         "annotated frame without crop",
         "annotation line past last frame",
+        SHORT_OF_VIDEO,
         "unlabelled sequence",
         "track without video",
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from expr_common.config import ConfigError
 from expr_common.data.readers import (
     IMAGE_SUFFIXES,
     DatasetFormatError,
@@ -82,9 +83,9 @@ def read(
     val_fraction: float = 0.2,  # share of subjects (not images) sent to val
 ) -> ReadResult:
     if peak_frames < 1:
-        raise ValueError(f"peak_frames must be at least 1, got {peak_frames}")
+        raise ConfigError(f"peak_frames must be at least 1, got {peak_frames}")
     if not 0.0 <= val_fraction <= 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1], got {val_fraction}")
+        raise ConfigError(f"val_fraction must be in [0, 1], got {val_fraction}")
     root = require_folder(Path(root), f"a CK+ root with {IMAGES_DIR}/ and {EMOTION_DIR}/")
     images_root = root / IMAGES_DIR
     if not images_root.is_dir():

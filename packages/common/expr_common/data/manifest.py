@@ -26,7 +26,7 @@ from expr_common.data.readers import (
     read_text,
     require_samples,
 )
-from expr_common.data.refs import DOMAINS, SPLITS, SampleRef
+from expr_common.data.refs import DOMAINS, SPLITS, SampleRef, valid_domain
 from expr_common.labels import UNLABELLED, parse_label
 from expr_common.media import MediaError
 
@@ -122,8 +122,11 @@ def parse_row(row: dict[str, str], where: str, base: Path) -> tuple[dict, list[P
     fields["split"] = split
     fields["subject"] = row["subject"].strip() or sample_id
     domain = row["domain"].strip() or "other"
-    if domain not in DOMAINS:
-        raise ValueError(f"domain {domain!r} is not one of {', '.join(DOMAINS)}")
+    if not valid_domain(domain):
+        raise ValueError(
+            f"domain {domain!r} is not a lower-case name (a letter, then letters, digits, _ or -; "
+            f"e.g. {', '.join(DOMAINS)})"
+        )
     fields["domain"] = domain
     if row.get("fps", "").strip():  # optional extra column: the frame rate of a folder of frames
         fps = float(row["fps"])

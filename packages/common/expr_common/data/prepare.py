@@ -174,16 +174,22 @@ def prepare(
                     "refs": [[s, r.sample_id] for s, r in listing.refs],
                 }
             cache.write_index(tmp, body)
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            if out.exists():
-                out.rename(old)  # the stale cache goes only once the new one is complete
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
+            swap_in(tmp, out)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     summary.path = str(out)
     summary.wall_s = round(time.perf_counter() - started, 3)
     return summary
+
+
+def swap_in(tmp: Path, out: Path) -> None:
+    """Put the complete cache ``tmp`` in place of ``out``: the stale one goes only once the new one is
+    whole, and a crash between the two renames leaves the old cache aside, never a torn one in place."""
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 @dataclass

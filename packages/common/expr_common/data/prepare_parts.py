@@ -30,6 +30,7 @@ from expr_common.data.prepare import (
     cache_dir,
     config_hash,
     inputs_hash,
+    swap_in,
 )
 from expr_common.logs import get_logger
 
@@ -102,11 +103,7 @@ def merge(config: DataConfig, out_dir: str | Path | None = None) -> PrepareSumma
             summary = _added(summaries, tmp, digest)
             body = _index(config, roots, digest, inputs, summary, [e for _, e in entries], shards)
             cache.write_index(tmp, body)
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            if out.exists():
-                out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
+            swap_in(tmp, out)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     summary.path = str(out)

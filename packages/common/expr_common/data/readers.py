@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from expr_common.config import ConfigError
 from expr_common.errors import ExprError
 from expr_common.data.refs import SPLITS, SampleRef
 from expr_common.logs import get_logger
@@ -117,7 +118,7 @@ def check_splits(splits: Iterable[str] | None, available: tuple[str, ...]) -> tu
     wanted = tuple(splits)
     unknown = [s for s in wanted if s not in SPLITS]
     if unknown:
-        raise ValueError(f"unknown split(s) {', '.join(unknown)}: expected some of {', '.join(SPLITS)}")
+        raise ConfigError(f"unknown split(s) {', '.join(unknown)}: expected some of {', '.join(SPLITS)}")
     return tuple(s for s in SPLITS if s in wanted)
 
 
@@ -181,7 +182,7 @@ def read_dataset(
     """Read a dataset in one of ``FORMATS``. ``options`` go to that format's ``read`` (for instance
     ``peak_frames`` for CK+, ``check_audio`` for AFEW and manifests, ``strict`` for all)."""
     if format not in FORMATS:
-        raise ValueError(f"unknown dataset format {format!r}: expected one of {', '.join(FORMATS)}")
+        raise ConfigError(f"unknown dataset format {format!r}: expected one of {', '.join(FORMATS)}")
     module = importlib.import_module(f"expr_common.data.{format}")  # the modules import this one
     accepted = [
         name
@@ -190,7 +191,7 @@ def read_dataset(
     ]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown option(s) {', '.join(unknown)} for the {format} reader: expected some of "
             f"{', '.join(accepted)}"
         )

@@ -6,12 +6,21 @@ Readers never decode media (cheap to list a dataset); ``prepare`` decodes each r
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from expr_common.labels import UNLABELLED
 
+# The domains the readers and the GAN use by default; a manifest may name any other (see valid_domain).
 DOMAINS = ("affwild2", "afew", "ckplus", "synthetic", "other")
+SYNTHETIC_DOMAIN = "synthetic"  # samples written by the GAN: never a domain the GAN trains on
+_DOMAIN_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+
+
+def valid_domain(name: str) -> bool:
+    """A domain is any lower-case name: a letter, then letters, digits, ``_`` or ``-`` (rafdb, my-lab)."""
+    return bool(_DOMAIN_NAME.match(name))
 SPLITS = ("train", "val", "test")
 
 
@@ -27,7 +36,7 @@ class SampleRef:
 
     sample_id: str  # unique within its dataset, stable across runs (used in predictions.csv)
     dataset: str  # reader name: "affwild2", "afew", "ckplus", "manifest"
-    domain: str  # one of DOMAINS: where the pixels come from (drives GAN domain conditioning)
+    domain: str  # a lower-case name (DOMAINS by default): where the pixels come from (GAN conditioning)
     split: str  # one of SPLITS
     subject: str  # identity, for subject-wise splits
     label: int = UNLABELLED  # ABAW index of the whole clip, -1 when only per-frame labels exist

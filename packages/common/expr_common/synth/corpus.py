@@ -50,6 +50,8 @@ def generate(config: SynthConfig, out: str | Path, force: bool = False) -> dict[
     """Render the corpus into ``out`` (atomically: a temporary sibling folder renamed at the end).
     Returns the summary written to ``corpus.json``."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise CorpusExistsError(f"--out {out} is a file, not a folder")
     if out.exists() and any(out.iterdir()):
         if not force:
             raise CorpusExistsError(f"{out} exists and is not empty; pass --force to replace it")

@@ -11,6 +11,7 @@ from typing import Any
 from expr_common.atomic import write_text
 from expr_common.logs import get_logger
 from expr_common.paths import repo_root
+from expr_common.subcommands import positive_int
 from gan_aug.fid.features import FeatureExtractor
 from gan_aug.fid.floor import FLOOR_UNITS, floor_report
 from gan_aug.fid.metrics import KID_SUBSET_SIZE, KID_SUBSETS, FidError
@@ -43,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--allow-small-n", action="store_true", help=f"compute FID with N < {MIN_FID_N} (biased; warned)")
     add("--out", type=Path, default=None, help="write the JSON report here (always printed)")
     add("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
-    add("--batch-size", type=int, default=50)
+    add("--batch-size", type=positive_int, default=50)
     add(
         "--weights",
         type=Path,

@@ -19,7 +19,6 @@ from torch import nn
 
 from expr_common.errors import DataError
 from expr_common.paths import repo_root
-from gan_aug.config import domain_index
 from gan_aug.fid.features import FeatureExtractor, source_features
 from gan_aug.fid.metrics import fid_from_features, kid_from_features
 from gan_aug.fid.sources import open_source, subsample
@@ -27,8 +26,6 @@ from gan_aug.fid.weights import FidWeightsError
 from gan_aug.run_config import GanTrainConfig
 from gan_aug.sampling import STREAM_GRID, TRAIN_SPLIT, step_generator
 from gan_aug.trainer import FidUnavailableError
-
-TARGET_DOMAIN = "affwild2"  # the style `generate` asks for, so the one worth measuring
 
 
 def default_fid_hook(
@@ -40,16 +37,19 @@ def default_fid_hook(
         extractor = FeatureExtractor(device=accelerator.device, batch_size=batch_size)
     except FidWeightsError as exc:
         raise FidUnavailableError(f"train.fid_every={config.train.fid_every}: {exc}") from None
-    real = open_source(cache_path, split=TRAIN_SPLIT, domain=TARGET_DOMAIN)
+    target = config.target_domain  # the style `generate` asks for, so the one worth measuring
+    if target not in config.model.domains:
+        raise FidUnavailableError(f"the FID hook measures {target!r}, which the training data does not have")
+    real = open_source(cache_path, split=TRAIN_SPLIT, domain=target)
     labelled = [item for item in real.items if 0 <= item.label < config.model.num_classes]
     if len(labelled) < 2:
-        raise DataError(f"FID hook: {cache_path} has fewer than 2 labelled {TARGET_DOMAIN} training frames")
+        raise DataError(f"FID hook: {cache_path} has fewer than 2 labelled {target} training frames")
     items = subsample(labelled, config.train.fid_samples, config.train.seed)
     real_features, _ = source_features(items, extractor, repo_root() / "runs" / "fid_cache", "real features")
     n = len(items)
     # Fakes: the real subsample's class mix, in the target domain, from latents fixed for the whole run.
     y = torch.tensor([item.label for item in items], dtype=torch.int64)
-    d = torch.full_like(y, domain_index(TARGET_DOMAIN))
+    d = torch.full_like(y, config.model.domain_index(target))
     z = torch.randn(
         n, config.model.generator.z_dim, generator=step_generator(config.train.seed, 1, 0, STREAM_GRID)
     )
