@@ -73,3 +73,26 @@ def test_merge_refuses_missing_or_stale_parts(tiny_corpus, tmp_path):
     prepare(config, out, part=(1, 3))
     with pytest.raises(PrepareError, match="different counts"):
         merge(config, out)
+
+
+def test_a_part_with_nothing_to_build_is_empty_and_the_merge_still_whole(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "ds"
+    root.mkdir()
+    rows = ["sample_id,frames,audio,label,split,subject,domain"]
+    for i in range(2):
+        Image.new("RGB", (16, 16), (90 * i, 0, 0)).save(root / f"{i}.png")
+        rows.append(f"s{i},{i}.png,,Fear,train,p{i},other")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    data = {
+        "name": "two",
+        "sources": [{"name": "m", "format": "manifest", "root": str(root), "faces": "crops"}],
+    }
+    data |= {"preprocess": {"frames": 1, "image_size": 16}, "cache": {"workers": 1}}
+    (tmp_path / "two.yaml").write_text(json.dumps(data))
+    config = load_data_config(tmp_path / "two.yaml")
+    out = tmp_path / "cache"
+    summaries = [prepare(config, out, part=(i, 3)) for i in range(3)]  # 2 samples over 3 machines
+    assert [s.samples for s in summaries] == [1, 1, 0]
+    assert merge(config, out).samples == 2 == prepare(config, tmp_path / "single").samples

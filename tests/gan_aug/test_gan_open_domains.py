@@ -16,8 +16,7 @@ from expr_common.data import manifest
 from expr_common.paths import repo_root
 from gan_aug.cli import main as gan_main
 from gan_aug.config import DOMAINS, domain_table
-from gan_aug.generate import checkpoint_config
-from gan_aug.run_config import load_train_config
+from gan_aug.run_config import load_train_config, stored_config
 from gan_aug.train import train
 
 TINY_GAN = repo_root() / "configs" / "gan_aug" / "tiny.yaml"
@@ -90,6 +89,38 @@ def test_a_checkpoint_from_before_domain_tables_still_loads(lab_gan):
     old = dict(state[CONFIG_KEY]["model"])
     old.pop("domains")
     old["num_domains"] = 3
-    config = checkpoint_config({**state, CONFIG_KEY: {**state[CONFIG_KEY], "model": old}}, "old.pt")
+    config = stored_config({**state, CONFIG_KEY: {**state[CONFIG_KEY], "model": old}}, "old.pt")
     assert config.model.domains == list(DOMAINS) and config.model.num_domains == 3
     assert torch.is_tensor(state["G_ema"]["domain_embed.weight"])
+
+
+def test_a_resumed_gan_keeps_its_domain_table_and_refuses_new_domains(lab_gan, tmp_path):
+    import shutil
+
+    run = lab_gan.parent.parent
+    copy = shutil.copytree(run, tmp_path / "gan")
+    config = load_checkpoint(copy / "checkpoints" / "last.pt")[CONFIG_KEY]
+    data = yaml.safe_load(Path(config["data"]).read_text())
+    data["sources"] = [s for s in data["sources"] if s["name"] != "mylab"]  # a domain fewer: still fits
+    fewer = tmp_path / "fewer.yaml"
+    fewer.write_text(yaml.safe_dump(data))
+    resumed = load_train_config(TINY_GAN, [f"data={fewer}", "train.steps=3"])
+    train(resumed, copy, resume=True, accelerator=Accelerator(cpu=True))
+    kept = load_checkpoint(copy / "checkpoints" / "last.pt")[CONFIG_KEY]["model"]["domains"]
+    assert kept == ["ckplus", "afew", "affwild2", "mylab"]  # indices keep their meaning
+    rows = list(csv.DictReader(open(Path(config["data"]).parent / "mylab" / "manifest.csv")))
+    other = tmp_path / "rafdb"
+    other.mkdir()
+    with (other / "manifest.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(r | {"domain": "rafdb"} for r in rows)
+    data["sources"].append({"name": "rafdb", "format": "manifest", "root": str(other), "faces": "crops"})
+    data["cache"]["root"] = str(tmp_path / "cache2")
+    more = tmp_path / "more.yaml"
+    more.write_text(yaml.safe_dump(data))
+    from expr_common.errors import DataError
+
+    with pytest.raises(DataError, match="rafdb that this GAN was not trained on"):
+        train(load_train_config(TINY_GAN, [f"data={more}", "train.steps=4"]), copy, resume=True,
+              accelerator=Accelerator(cpu=True))  # fmt: skip

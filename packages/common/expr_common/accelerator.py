@@ -71,14 +71,17 @@ def agree_on_run_dir(
     chosen = Path(path) if path is not None else (None if resume else default_run_dir(command))
     chosen_text = broadcast_object_list([None if chosen is None else str(chosen)])[0]
     verdict: list[Any] = [None]
+    failure: Exception | None = None
     if accelerator.is_main_process:
         try:
             open_run_dir(chosen_text, command, resume=resume, overwrite=overwrite)
-        except RunDirError as exc:
-            verdict = [str(exc)]
+        except Exception as exc:  # whatever stops the main process stops them all, with its message
+            failure, verdict = exc, [str(exc)]
     verdict = broadcast_object_list(verdict)
+    if failure is not None:
+        raise failure
     if verdict[0] is not None:
-        raise RunDirError(verdict[0])
+        raise RunDirError(f"the main process could not use the run folder: {verdict[0]}")
     return RunDir(Path(chosen_text))
 
 

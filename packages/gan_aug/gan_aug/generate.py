@@ -24,16 +24,16 @@ from torch.nn.utils import parametrize
 from torchvision.io import write_png
 
 from expr_common.accelerator import default_device
-from expr_common.checkpoint import CONFIG_KEY, CheckpointError, config_from_checkpoint, load_checkpoint
+from expr_common.checkpoint import CheckpointError, load_checkpoint
 from expr_common.data import manifest as manifest_csv
 from expr_common.data.manifest import MANIFEST
 from expr_common.errors import ExprError
 from expr_common.labels import CLASS_NAMES, parse_label
 from expr_common.logs import progress
 from expr_common.subcommands import positive_int
-from gan_aug.config import DOMAINS, domain_index
+from gan_aug.config import domain_index
 from gan_aug.networks import Generator
-from gan_aug.run_config import GanTrainConfig
+from gan_aug.run_config import stored_config
 
 WALK_SCALE = 0.35  # size of a clip's latent excursion around its base z: moves the expression, keeps the face
 
@@ -149,7 +149,7 @@ def load_generator(checkpoint: str | Path, device: str | torch.device) -> tuple[
         raise CheckpointError(
             f"{checkpoint} is {kind}: it holds no G_ema; give a `gan-aug train` checkpoint (last.pt, best.pt)"
         )
-    config = checkpoint_config(state, checkpoint)
+    config = stored_config(state, checkpoint)
     G = Generator(config.model.generator, config.model.num_classes, config.model.num_domains)
     G.load_state_dict(state["G_ema"])
     G.eval()
@@ -157,19 +157,6 @@ def load_generator(checkpoint: str | Path, device: str | torch.device) -> tuple[
         if parametrize.is_parametrized(module, "weight"):
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
     return G.to(device).requires_grad_(False), state
-
-
-def checkpoint_config(state: dict[str, Any], checkpoint: str | Path) -> GanTrainConfig:
-    """The training config stored in a GAN checkpoint. One written before domain tables were stored gives
-    ``model.num_domains`` instead: the default table, cut to that many."""
-    stored = state.get(CONFIG_KEY)
-    model = stored.get("model") if isinstance(stored, dict) else None
-    if isinstance(model, dict) and "num_domains" in model and "domains" not in model:
-        model = {k: v for k, v in model.items() if k != "num_domains"} | {
-            "domains": list(DOMAINS[: model["num_domains"]])
-        }
-        state = {**state, CONFIG_KEY: {**stored, "model": model}}
-    return config_from_checkpoint(state, GanTrainConfig, str(checkpoint))
 
 
 def _remove_listed(out: Path, manifest: Path) -> None:
@@ -225,7 +212,7 @@ def generate(
     if manifest.exists() and not overwrite:
         raise GenerateError(f"{manifest} exists: choose another --out or pass --overwrite")
     G, state = load_generator(checkpoint, default_device(device))
-    config = checkpoint_config(state, checkpoint)
+    config = stored_config(state, checkpoint)
     domains, domain = config.model.domains, domain or config.target_domain
     if domain not in domains:
         raise GenerateError(f"--domain {domain}: this GAN was trained on the domains {', '.join(domains)}")

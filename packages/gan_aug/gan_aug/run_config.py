@@ -8,9 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from expr_common.checkpoint import CONFIG_KEY, config_from_checkpoint
 from expr_common.config import load_config
-from gan_aug.config import GanModelConfig
+from gan_aug.config import DOMAINS, GanModelConfig
 
 
 @dataclass
@@ -73,3 +75,16 @@ class GanTrainConfig:
 def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) -> GanTrainConfig:
     """A :class:`GanTrainConfig` from YAML plus ``--set`` overrides (unknown keys fail, naming the file)."""
     return load_config(path, GanTrainConfig, overrides)
+
+
+def stored_config(state: dict[str, Any], checkpoint: str | Path) -> GanTrainConfig:
+    """The training config stored in a GAN checkpoint. One written before domain tables were stored gives
+    ``model.num_domains`` instead: the default table, cut to that many."""
+    stored = state.get(CONFIG_KEY)
+    model = stored.get("model") if isinstance(stored, dict) else None
+    if isinstance(model, dict) and "num_domains" in model and "domains" not in model:
+        model = {k: v for k, v in model.items() if k != "num_domains"} | {
+            "domains": list(DOMAINS[: model["num_domains"]])
+        }
+        state = {**state, CONFIG_KEY: {**stored, "model": model}}
+    return config_from_checkpoint(state, GanTrainConfig, str(checkpoint))

@@ -9,7 +9,7 @@ uninterrupted one would, without any sampler state in the checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,11 +82,22 @@ class FrameTable:
         return x
 
 
-def build_frame_table(cache_root: str | Path, num_classes: int) -> FrameTable:
+def build_frame_table(
+    cache_root: str | Path, num_classes: int, domains: Sequence[str] | None = None
+) -> FrameTable:
     """The frame table of a prepared cache's training split, over every domain in it except GAN output
-    (``synthetic``); its domain table is :func:`~gan_aug.config.domain_table` of them."""
+    (``synthetic``); its domain table is :func:`~gan_aug.config.domain_table` of them, or ``domains`` (a
+    resumed GAN's own table, which the data may not go beyond: its indices would mean other styles)."""
     everything = CachedClips(cache_root, split=TRAIN_SPLIT)
-    domains = tuple(domain_table(e["domain"] for e in everything.entries))
+    present = domain_table(e["domain"] for e in everything.entries)
+    if domains is not None:
+        unknown = [d for d in present if d not in domains]
+        if unknown:
+            raise DataError(
+                f"the cache {cache_root} has domains {', '.join(unknown)} that this GAN was not trained on "
+                f"(its domains: {', '.join(domains)}): start a new run for them"
+            )
+    domains = tuple(domains if domains is not None else present)
     clips = CachedClips(cache_root, split=TRAIN_SPLIT, domain=list(domains))
     if len(clips) < len(everything):
         log.warning(

@@ -41,7 +41,7 @@ from expr_common.runs import (
 from expr_common.seeding import rng_state, seed_everything, set_rng_state
 from expr_common.synth.ondemand import prepare_data
 from gan_aug.grids import fixed_latents, save_real_grids, save_sample_grids
-from gan_aug.run_config import GanTrainConfig, load_train_config
+from gan_aug.run_config import GanTrainConfig, load_train_config, stored_config
 from gan_aug.sampling import (
     STREAM_NOISE,
     CellSampler,
@@ -125,7 +125,11 @@ def train(
 
     data_config = load_data_config(resolve_path(config.data), config.data_overrides)
     cache = prepare_data(data_config, acc)  # main process first; the others then reuse the cache
-    table = build_frame_table(cache.path, config.model.num_classes)
+    if resume:
+        # Skips a killed write's temp file; falls back to last.prev.pt if last.pt is unreadable (both logged).
+        state, source = load_resume_checkpoint(out.last_checkpoint, tidy=main)
+        known = stored_config(state, source).model.domains  # a resumed GAN keeps its domain table
+    table = build_frame_table(cache.path, config.model.num_classes, known if resume else None)
     # The GAN embeds the domains of its data (stored with the config in every checkpoint).
     config = replace(config, model=replace(config.model, domains=list(table.domains)))
     log.info(
@@ -137,8 +141,6 @@ def train(
     trainer = GanTrainer(config, acc, CellSampler(table))
     best: dict[str, Any] | None = None
     if resume:
-        # Skips a killed write's temp file; falls back to last.prev.pt if last.pt is unreadable (both logged).
-        state, source = load_resume_checkpoint(out.last_checkpoint, tidy=main)
         check_fits(source, state, trainer.model_states(), config)  # before anything is loaded or written
         trainer.load_state_dict(state)
         saved_rng = state["rng"]  # restored once the loader has started (it draws a seed from torch)

@@ -54,9 +54,10 @@ def run(args: argparse.Namespace) -> int:
     # chooses it, looks into it and tells the others.
     if args.resume and args.run_dir is None:
         raise RunDirError("--resume needs --run-dir: the run directory to continue")
-    accelerator = make_accelerator(args.run_dir or default_run_dir("recognizer-train"))
+    chosen = args.run_dir if args.run_dir is not None else default_run_dir("recognizer-train")
+    accelerator = make_accelerator(chosen)  # its TensorBoard folder is the main process's choice too
     run_dir = agree_on_run_dir(
-        accelerator, args.run_dir, "recognizer-train", resume=args.resume, overwrite=args.overwrite
+        accelerator, chosen, "recognizer-train", resume=args.resume, overwrite=args.overwrite
     )
     args.run_dir = run_dir.root  # for stop_note: the folder a Ctrl-C or a full disk leaves behind
     summary = train(cfg, run_dir, resume=args.resume, accelerator=accelerator)
@@ -75,6 +76,7 @@ def stop_note(args: argparse.Namespace) -> str | None:
     flags = ["--with-synthetic"] if args.with_synthetic else []
     flags += ["--synthetic", str(args.synthetic)] if args.synthetic else []
     flags += ["--with-source-real"] if args.with_source_real else []
+    flags += ["--init-from", str(args.init_from)] if args.init_from else []
     return resume_note(args, "recognizer train", flags)
 
 

@@ -165,7 +165,9 @@ def prepare(
         tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            summary = _build(config, tmp, roots, listing, workers or config.cache.workers, digest)
+            summary = _build(
+                config, tmp, roots, listing, workers or config.cache.workers, digest, part is not None
+            )
             body = _index(config, roots, digest, inputs, summary, listing.entries, listing.shards)
             if part is not None:
                 body["part"] = {
@@ -264,8 +266,15 @@ def _existing_root(path: str) -> Path:
 
 
 def _build(
-    config: DataConfig, tmp: Path, roots: dict[str, str], listing: _Listing, workers: int, digest: str
+    config: DataConfig,
+    tmp: Path,
+    roots: dict[str, str],
+    listing: _Listing,
+    workers: int,
+    digest: str,
+    part: bool = False,
 ) -> PrepareSummary:
+    """Decode the listing into shards in ``tmp``; a part may come out empty (the merge checks the whole)."""
     summary = PrepareSummary(path=str(tmp), config_hash=digest)
     jobs, sources, warnings = [], [], []
     skipped = {name: Counter(counts) for name, counts in listing.skipped.items()}
@@ -299,7 +308,7 @@ def _build(
     entries, shards = writer.close()
     summary.kept = {name: dict(sorted(c.items())) for name, c in kept.items()}
     summary.skipped = {name: dict(c.most_common()) for name, c in skipped.items()}
-    if not entries:
+    if not entries and not part:
         raise PrepareError(
             f"no samples prepared from {', '.join(roots.values())}; skipped: {summary.skipped}"
         )

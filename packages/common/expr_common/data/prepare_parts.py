@@ -32,6 +32,7 @@ from expr_common.data.prepare import (
     inputs_hash,
     swap_in,
 )
+from expr_common.labels import CLASS_NAMES
 from expr_common.logs import get_logger
 
 log = get_logger("data")
@@ -100,6 +101,8 @@ def merge(config: DataConfig, out_dir: str | Path | None = None) -> PrepareSumma
                     entries.append(((position[key], i, order), {**entry, "shard": first + entry["shard"]}))
                 summaries.append(index["summary"])
             entries.sort(key=lambda item: item[0])  # the single-machine order: by reference, then window
+            if not entries:
+                raise PrepareError(f"no samples prepared in any of the {len(parts)} parts of {out}")
             summary = _added(summaries, tmp, digest)
             body = _index(config, roots, digest, inputs, summary, [e for _, e in entries], shards)
             cache.write_index(tmp, body)
@@ -136,6 +139,7 @@ def _added(summaries: list[dict[str, Any]], path: Path, digest: str) -> PrepareS
         for s in summaries:
             merged_counts.update(s[name])
         setattr(total, name, dict(merged_counts))
+    total.classes = {n: total.classes[n] for n in (*CLASS_NAMES, "unlabelled") if total.classes.get(n)}
     for name in ("samples", "shards", "frames_replaced", "warnings"):
         setattr(total, name, sum(s[name] for s in summaries))
     return total
