@@ -60,6 +60,21 @@ def test_mcnn_shapes(F: int, T: int) -> None:
     assert out.shape == (2, 24) == (2, net.out_dim)
 
 
+def test_mcnn_stem_pool_averages_the_input_before_the_branches() -> None:
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    pooled = MCNN(replace(TINY_A, stem_pool=(2, 4))).eval()
+    audio = torch.randn(2, 1, 64, 401)
+    assert pooled(audio).shape == (2, 24)
+    x = pooled.input_norm(audio)
+    expected = torch.nn.functional.avg_pool2d(x, (2, 4), ceil_mode=True)
+    assert pooled.stem(x).shape == (2, 1, 32, 101) and torch.allclose(pooled.stem(x), expected)
+    assert isinstance(MCNN(TINY_A).stem, torch.nn.Identity)  # (1, 1): the paper's full-resolution input
+    with pytest.raises(ValueError, match="stem_pool"):
+        AudioConfig(stem_pool=(0, 2))
+
+
 def test_mcnn_branch_kernels_are_oriented() -> None:
     net = MCNN(AudioConfig())
     assert net.temporal[0][0].kernel_size == (3, 9)  # long in time (last axis)

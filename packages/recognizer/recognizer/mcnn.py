@@ -44,6 +44,8 @@ class MCNN(nn.Module):
         self.cfg = cfg
         self.out_dim = cfg.out_dim
         self.input_norm: nn.Module = nn.BatchNorm2d(cfg.in_channels) if cfg.input_norm else nn.Identity()
+        pooled = tuple(cfg.stem_pool) != (1, 1)
+        self.stem: nn.Module = nn.AvgPool2d(tuple(cfg.stem_pool), ceil_mode=True) if pooled else nn.Identity()
         self.local = branch(cfg, cfg.local_kernel)
         self.temporal = branch(cfg, cfg.temporal_kernel)
         self.spectral = branch(cfg, cfg.spectral_kernel)
@@ -51,7 +53,7 @@ class MCNN(nn.Module):
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         B, C, F, T = audio.shape
-        x = self.input_norm(audio)
+        x = self.stem(self.input_norm(audio))  # B, C, F / sf, T / st
         x = torch.cat([self.local(x), self.temporal(x), self.spectral(x)], dim=1)  # B, 3*w, F', T'
         x = self.attention(x)
         return x.mean(dim=(2, 3))  # B, D
