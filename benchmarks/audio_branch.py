@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +20,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 
 import torch  # noqa: E402
-from common import machine, peak_rss_mb  # noqa: E402
+from common import machine, peak_rss_mb, timed  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from recognizer.config import AudioConfig  # noqa: E402
@@ -29,14 +28,6 @@ from recognizer.mcnn import MCNN  # noqa: E402
 from recognizer.model import classifier_head  # noqa: E402
 
 MELS, STEPS_4S = 64, 401  # 4 s at a 10 ms hop (centred frames): the setting
-
-
-def _timed(fn, steps: int) -> float:
-    fn()  # warm-up
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    return (time.perf_counter() - start) / steps
 
 
 def measure(stem: tuple[int, int], batch: int, eval_batch: int, steps: int) -> dict:
@@ -54,7 +45,7 @@ def measure(stem: tuple[int, int], batch: int, eval_batch: int, steps: int) -> d
         optimizer.zero_grad(set_to_none=True)
 
     net.train()
-    train_s = _timed(train_step, steps)
+    train_s = timed(train_step, steps)
     net.eval()
     windows = torch.randn(eval_batch, 1, MELS, STEPS_4S)
 
@@ -62,7 +53,7 @@ def measure(stem: tuple[int, int], batch: int, eval_batch: int, steps: int) -> d
     def infer() -> None:
         head(net(windows)).argmax(1)
 
-    infer_s = _timed(infer, steps)
+    infer_s = timed(infer, steps)
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         net(windows[:1])
     return {

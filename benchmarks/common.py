@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import resource
+import time
 
 import torch
 
@@ -17,6 +18,15 @@ def machine() -> dict:
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
     }
+
+
+def timed(fn, steps: int) -> float:
+    """Seconds per call of ``fn`` over ``steps`` calls, after one warm-up call (allocator, kernel choice)."""
+    fn()
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - start) / steps
 
 
 def peak_rss_mb(children: bool = False) -> float:

@@ -22,7 +22,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 
 import torch  # noqa: E402
-from common import machine, peak_rss_mb  # noqa: E402
+from common import machine, peak_rss_mb, timed  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from expr_common.data.dataset import normalize_video  # noqa: E402
@@ -46,14 +46,6 @@ def _batch(batch_size: int, frames: int, size: int, gen: torch.Generator) -> dic
         "audio": torch.randn(batch_size, 1, 64, 201, generator=gen),
         "label": torch.randint(0, 8, (batch_size,), generator=gen),
     }
-
-
-def _timed(fn, steps: int) -> float:
-    fn()  # warm-up: allocator and oneDNN kernel selection
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    return (time.perf_counter() - start) / steps
 
 
 def _params(*modules: torch.nn.Module | None) -> int:
@@ -83,7 +75,7 @@ def measure(name: str, batch_size: int, frames: int, steps: int, eval_batch_size
         optimizer.zero_grad(set_to_none=True)
 
     model.train()
-    train_s = _timed(train_step, steps)
+    train_s = timed(train_step, steps)
 
     model.eval()
     windows = _batch(eval_batch_size, frames, size, gen)
@@ -92,7 +84,7 @@ def measure(name: str, batch_size: int, frames: int, steps: int, eval_batch_size
     def infer() -> None:
         model(normalize_video(windows["video"]), windows["audio"])["prob"].argmax(1)
 
-    infer_s = _timed(infer, steps)
+    infer_s = timed(infer, steps)
     windows_per_s = eval_batch_size / infer_s
     one_video = normalize_video(windows["video"][:1])
     one_audio = windows["audio"][:1]

@@ -27,14 +27,13 @@ from typing import Any
 import cv2
 import torch
 
-from expr_common.errors import MissingDataError
-from expr_common.errors import ExprError
 from expr_common.config import to_dict
 from expr_common.data import dataset as cache
 from expr_common.data.config import DataConfig, PreprocessConfig, config_hash
 from expr_common.data.faces import FaceStats, needs_detection
 from expr_common.data.frames import RefResult, process_ref
 from expr_common.data.refs import SampleRef
+from expr_common.errors import ExprError, MissingDataError
 from expr_common.labels import CLASS_NAMES, UNLABELLED
 from expr_common.logs import get_logger, progress
 from expr_common.paths import resolve_data_path, resolve_path
@@ -160,11 +159,7 @@ def prepare(
                 return summary
             changed = " and ".join(w for w, s in zip(("the config", "the data"), same) if not s)
             log.info("cache %s is stale (%s changed since it was built); rebuilding", out, changed)
-        if out.exists() and not cache.is_cache_dir(out):
-            raise PrepareError(f"{out} exists and is not a cache folder; refusing to replace it")
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
+        with staged(out) as tmp:
             summary = _build(
                 config, tmp, roots, listing, workers or config.cache.workers, digest, part is not None
             )
@@ -176,22 +171,31 @@ def prepare(
                     "refs": [[s, r.sample_id] for s, r in listing.refs],
                 }
             cache.write_index(tmp, body)
-            swap_in(tmp, out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     summary.path = str(out)
     summary.wall_s = round(time.perf_counter() - started, 3)
     return summary
 
 
-def swap_in(tmp: Path, out: Path) -> None:
-    """Put the complete cache ``tmp`` in place of ``out``: the stale one goes only once the new one is
-    whole, and a crash between the two renames leaves the old cache aside, never a torn one in place."""
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+@contextlib.contextmanager
+def staged(out: Path) -> Iterator[Path]:
+    """A fresh temporary folder beside the cache ``out`` to build into; on a clean exit it takes the place
+    of ``out`` (the stale cache goes only once the new one is whole, and a crash between the two renames
+    leaves the old cache aside, never a torn one in place); on an error it is removed. A folder that is
+    not a cache is never replaced."""
+    if out.exists() and not cache.is_cache_dir(out):
+        raise PrepareError(f"{out} exists and is not a cache folder; refusing to replace it")
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @dataclass

@@ -30,7 +30,7 @@ from expr_common.data.prepare import (
     cache_dir,
     config_hash,
     inputs_hash,
-    swap_in,
+    staged,
 )
 from expr_common.labels import CLASS_NAMES
 from expr_common.logs import get_logger
@@ -82,12 +82,7 @@ def merge(config: DataConfig, out_dir: str | Path | None = None) -> PrepareSumma
             )
     position = {(s, r.sample_id): k for k, (s, r) in enumerate(listing.refs)}
     with _lock(out):
-        if out.exists() and not cache.is_cache_dir(out):
-            raise PrepareError(f"{out} exists and is not a cache folder; refusing to replace it")
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
+        with staged(out) as tmp:
             entries, shards, summaries = [], [], []
             for i, (path, index) in sorted(parts.items()):
                 assert index is not None
@@ -106,9 +101,6 @@ def merge(config: DataConfig, out_dir: str | Path | None = None) -> PrepareSumma
             summary = _added(summaries, tmp, digest)
             body = _index(config, roots, digest, inputs, summary, [e for _, e in entries], shards)
             cache.write_index(tmp, body)
-            swap_in(tmp, out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     summary.path = str(out)
     summary.wall_s = round(time.perf_counter() - started, 3)
     log.info(
