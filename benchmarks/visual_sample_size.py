@@ -13,8 +13,14 @@ conv-BN-ReLU-pool blocks, AdamW, a fixed number of steps, CPU, seeded):
 Prints one JSON object per setting. The recognizer's visual branch needs the same thing this CNN does:
 the number of distinct (person, expression) examples, not the number of frames, decides whether it learns.
 
+``--compare 48gray 112rgb``: the recognizer's default RHCNN (GCSA, coarse-fine loss, its stem resolved for
+the size) beside a plain VGG-style CNN, side by side on the same rendered faces (degraded, held-out people),
+the same epochs and recipe (visual_models.py); at 48 px also the RHCNN with the 4x stem of 112-px crops, the
+cost and gain of the adaptive stem. One JSON object per setting and model.
+
 Usage: python benchmarks/visual_sample_size.py [--identities 40 96] [--per-class 1 3] [--degrade]
        python benchmarks/visual_sample_size.py --cache cache/synthetic_demo
+       python benchmarks/visual_sample_size.py --compare 48gray 112rgb --identities 60 --per-class 3
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import visual_models  # noqa: E402  (first: it puts this folder after the packages on the path)
 from common import machine  # noqa: E402
 
 from expr_common.data.dataset import CachedClips  # noqa: E402
@@ -45,14 +52,19 @@ from expr_common.synth.affwild2 import aligned_crop_window  # noqa: E402
 from expr_common.synth.expressions import sample_apex  # noqa: E402
 from expr_common.synth.face import render_face, sample_identity  # noqa: E402
 from expr_common.synth.presets import AffWild2Spec  # noqa: E402
+from recognizer.config import VisualConfig  # noqa: E402
+from recognizer.rhcnn import LUMA  # noqa: E402
 
 SIZE = 64
 
 
-def rendered(identities: int, per_class: int, degrade: bool, seed: int) -> tuple[torch.Tensor, ...]:
-    """[N, 1, 3, S, S] faces, labels and identity ids, drawn as the Aff-Wild2 writer draws its crops."""
+def rendered(
+    identities: int, per_class: int, degrade: bool, seed: int, size: int = SIZE
+) -> tuple[torch.Tensor, ...]:
+    """[N, 1, 3, S, S] faces in [0, 1], labels and identity ids, drawn as the Aff-Wild2 writer draws its
+    crops."""
     rng = np.random.default_rng(seed)
-    style, spec = styles.AFFWILD2, AffWild2Spec(crop_size=SIZE)
+    style, spec = styles.AFFWILD2, AffWild2Spec(crop_size=size)
     render, lo = aligned_crop_window(spec)
     images, labels, people = [], [], []
     for person in progress(range(identities), desc=f"render {identities} people", unit="person"):
@@ -63,7 +75,7 @@ def rendered(identities: int, per_class: int, degrade: bool, seed: int) -> tuple
                 pose = replace(styles.sample_pose(style, rng), scale=0.95)
                 aus = sample_apex(label, rng.uniform(*style.intensity), rng)
                 face, _ = render_face(identity, aus, pose, render, background=background)
-                crop = face[lo : lo + SIZE, lo : lo + SIZE]
+                crop = face[lo : lo + size, lo : lo + size]
                 if degrade:
                     lowres = 2.0 if rng.random() < style.lowres_prob else 1.0
                     crop = styles.degrade(
@@ -78,6 +90,31 @@ def rendered(identities: int, per_class: int, degrade: bool, seed: int) -> tuple
                 people.append(person)
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)[:, None].float()
     return x, torch.tensor(labels), torch.tensor(people)
+
+
+def compare(setting: str, args: argparse.Namespace) -> None:
+    """``48gray`` / ``112rgb``: render once, then train each model on the same faces and print its JSON."""
+    colour = setting.endswith("rgb")
+    size = int(setting.removesuffix("rgb").removesuffix("gray"))
+    for identities in args.identities:
+        for per_class in args.per_class:
+            x, y, people = rendered(identities, per_class, True, args.seed, size)
+            if not colour:  # luma, one channel: the RHCNN replicates it for its RGB stem
+                x = torch.einsum("nkchw,c->nkhw", x, torch.tensor(LUMA))[:, :, None]
+            x = (x * 255).round().to(torch.uint8)
+            train = people < int(0.8 * identities)
+            shared = {
+                "setting": setting, "identities": identities, "per_class": per_class, "degrade": True,
+                "train_faces": int(train.sum()), "held_out_faces": int((~train).sum()), "epochs": args.epochs,
+            }  # fmt: skip
+            models: list[tuple[str, VisualConfig | None]] = [("vgg", None), ("rhcnn", None)]
+            if VisualConfig().for_image_size(size).stem_strides != (2, 2):
+                models.append(("rhcnn", VisualConfig(stem_stride=2)))
+            for kind, visual in models:
+                result = visual_models.fit_and_score(
+                    kind, x[train], y[train], x[~train], y[~train], args.epochs, args.seed, visual
+                )
+                print(json.dumps({**shared, **result, "machine": machine()}), flush=True)
 
 
 def cached(root: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,7 +177,13 @@ def main() -> None:
     parser.add_argument("--cache", help="a prepared cache: probe its Aff-Wild2 train -> val windows instead")
     parser.add_argument("--steps", type=int, default=1200, help="training steps of 32 (all settings alike)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compare", nargs="+", metavar="SIZE{gray,rgb}", help="RHCNN vs VGG, e.g. 48gray")
+    parser.add_argument("--epochs", type=int, default=30, help="--compare: epochs of each model")
     args = parser.parse_args()
+    for setting in args.compare or []:
+        compare(setting, args)
+    if args.compare:
+        return
     if args.cache:
         xtr, ytr = cached(args.cache, "train")
         xva, yva = cached(args.cache, "val")

@@ -56,6 +56,24 @@ def test_chain_on_tiny_writes_a_report_that_agrees_with_its_sources(
         extra = json.loads((run / "arms" / arm / "seed0" / "extra_data.json").read_text())
         assert extra[0]["name"] == arm and extra[0]["used"] > 0
 
+    # Pre-training: a V-only run on AFEW + CK+ only; the fine-tuned cells loaded its visual branch and head
+    # and are reported beside the cells from scratch with their own seeds' numbers.
+    pre_cfg = (run / "pretrain" / "cell.yaml").read_text()
+    assert "modalities: v\n" in pre_cfg and "train_sources: [afew, ckplus]" in pre_cfg
+    pre = numbers["pretraining"]
+    assert (
+        pre["run"]["val_macro_f1"]
+        == json.loads((run / "pretrain" / "selection.json").read_text())["val_macro_f1"]
+    )
+    tuned = pre["rows"]["av"]["pretrained"]
+    assert len(tuned["seeds"]) == 2 and all("/pretrained/gcsa_cf_av/seed" in f for f in tuned["files"])
+    assert pre["rows"]["av"]["scratch"]["seeds"] == numbers["modalities"]["av"]["seeds"]
+    init = json.loads((run / "pretrained" / "gcsa_cf_av" / "seed0" / "init_from.json").read_text())
+    assert init["checkpoint"].endswith("pretrain/checkpoints/best.pt")
+    assert set(init["loaded_parts"]) == {"visual", "head_v"} and init["parts"]["audio"]["loaded"] == 0
+    assert f"{tuned['mean']:.3f} +- {tuned['std']:.3f}" in report
+    assert "## Initial pre-training" in report
+
     # FID and KID: the report's values are the FID report's.
     fid = json.loads((run / "fid" / "report.json").read_text())
     assert numbers["fid"]["fid"] == fid["fid"] and f"| {fid['fid']:.1f} |" in report

@@ -13,8 +13,8 @@ from recognizer.model import AudioVisualRecognizer
 from recognizer.rhcnn import RHCNN
 
 # Tiny widths: the tests check wiring, not capacity, on two shared CPU cores.
-TINY_V = VisualConfig(stem_widths=(8, 8), stage_widths=(8, 16), blocks_per_stage=1)
-TINY_A = AudioConfig(branch_widths=(4, 8))
+TINY_V = VisualConfig(stem_widths=(8, 8), stage_widths=(8, 16), blocks_per_stage=1, stem_stride=2)
+TINY_A = AudioConfig(branch_widths=(4, 8), stem_pool=(1, 1))
 
 
 def tiny_model(modalities: str = "av", **visual: object) -> AudioVisualRecognizer:
@@ -76,7 +76,7 @@ def test_mcnn_stem_pool_averages_the_input_before_the_branches() -> None:
 
 
 def test_mcnn_branch_kernels_are_oriented() -> None:
-    net = MCNN(AudioConfig())
+    net = MCNN(AudioConfig().for_spectrogram(64, 10.0))
     assert net.temporal[0][0].kernel_size == (3, 9)  # long in time (last axis)
     assert net.spectral[0][0].kernel_size == (9, 3)  # long in frequency
     assert net.local[1][0].dilation == (2, 2)  # the second block sees a wider field

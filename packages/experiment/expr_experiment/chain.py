@@ -15,16 +15,16 @@ import argparse
 import time
 from pathlib import Path
 
-from expr_common.config import load_config, save_config
+from expr_common.config import ConfigError, apply_overrides, from_dict, load_config, save_config, to_dict
 from expr_common.data.config import load_data_config
 from expr_common.paths import SYNTHETIC_PREFIX, resolve_data_path, resolve_path
 from expr_common.runs import RunDir, add_override_argument, run_contents
 from expr_experiment.chain_config import ChainConfig
-from expr_experiment.layout import BASELINE_MODALITY, BASELINE_ROW, ChainDir
+from expr_experiment.layout import BASELINE_MODALITY, BASELINE_ROW, PRETRAIN_TASK, ChainDir
 from expr_experiment.report import write_report
 from expr_experiment.tasks import Task, run_tasks, tool
 from recognizer.ablate import cell_config, write_cell_summary
-from recognizer.run_config import load_recognizer_config
+from recognizer.run_config import RecognizerConfig
 
 
 def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
@@ -77,7 +77,7 @@ def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
     fid_cmd += ["--n", str(fid.n)] if fid.n else []
     tasks.append(Task("fid", [fid_cmd], ("generate", "fid_weights")))
 
-    base = load_recognizer_config(resolve_path(cfg.recognizer))
+    base = resolve_path(cfg.recognizer)  # loaded per cell with its overrides (the stem fits their data)
     rec_overrides = [*cfg.data_sets, *cfg.recognizer_overrides]
     for row in cfg.ablation_rows:
         for modality in cfg.ablation_modalities:
@@ -95,6 +95,8 @@ def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
         ):
             task = ChainDir.arm_task(arm, seed)
             tasks.append(_recognizer_task(task, cell, layout.arm(arm, seed), flags, deps, write=write))
+    if cfg.pretrain.enabled:
+        tasks += _pretrain_tasks(cfg, layout, base, rec_overrides, data_cfg, write)
     judge = RunDir(layout.arm("baseline", 0))  # the baseline recognizer, trained on real data only
     tasks.append(
         Task(
@@ -107,6 +109,31 @@ def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
             ("generate", ChainDir.arm_task("baseline", 0)),
         )
     )
+    return tasks
+
+
+def _pretrain_tasks(cfg: ChainConfig, layout: ChainDir, base: Path, overrides: list[str], data_cfg, write):
+    """The V-only pre-training run on the source domains, then each listed cell fine-tuned from it."""
+    step = cfg.pretrain
+    names = [s.name for s in data_cfg.sources]
+    unknown = [s for s in step.sources if s not in names]
+    if unknown:
+        raise ConfigError(f"pretrain.sources {unknown} are not sources of {cfg.data} ({', '.join(names)})")
+    sources = ",".join(step.sources)
+    pre = cell_config(base, [*overrides, *step.overrides], BASELINE_ROW, "v", 0)
+    pre = from_dict(
+        apply_overrides(to_dict(pre), [f"train.train_sources=[{sources}]", f"train.val_sources=[{sources}]"]),
+        RecognizerConfig,
+        "the chain's pre-training run",
+    )
+    tasks = [_recognizer_task(PRETRAIN_TASK, pre, layout.pretrain.root, write=write)]
+    init = [f"train.init_from={layout.pretrain.best_checkpoint}", f"train.freeze_epochs={step.freeze_epochs}"]
+    for modality in step.modalities:
+        for seed in range(cfg.seeds):
+            cell = cell_config(base, [*overrides, *init], BASELINE_ROW, modality, seed)
+            run_dir = layout.pretrained(modality, seed)
+            task = ChainDir.pretrained_task(modality, seed)
+            tasks.append(_recognizer_task(task, cell, run_dir, deps=(PRETRAIN_TASK,), write=write))
     return tasks
 
 

@@ -30,6 +30,27 @@ class FidStep:
 
 
 @dataclass
+class PretrainStep:
+    """The paper's initial pre-training (section 2.2): a V-only recognizer learns on the source domains'
+    labelled faces first; the listed + GCSA + CF cells are trained again from its checkpoint
+    (``train.init_from``) beside the same cells from scratch, every seed."""
+
+    enabled: bool = True
+    sources: list[str] = field(default_factory=lambda: ["afew", "ckplus"])  # data config source names
+    modalities: list[str] = field(default_factory=lambda: ["v", "av"])  # cells fine-tuned from it
+    freeze_epochs: int = 0  # train.freeze_epochs of the fine-tuned cells (the loaded branch held still)
+    overrides: list[str] = field(default_factory=list)  # --set style, for the pre-training run only
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            raise ValueError("pretrain.sources must name at least one source of the data config")
+        if "a" in self.modalities:
+            raise ValueError("pretrain.modalities: the audio-only cell has no visual branch to start from")
+        if self.freeze_epochs < 0:
+            raise ValueError(f"pretrain.freeze_epochs must be >= 0, got {self.freeze_epochs}")
+
+
+@dataclass
 class ChainConfig:
     preset: str = "demo"  # `expr-data synth` preset written to data/synthetic_<preset>
     corpus_seed: int = 0
@@ -45,6 +66,7 @@ class ChainConfig:
     ablation_modalities: list[str] = field(default_factory=lambda: ["v", "a", "av"])
     generate: GenerateStep = field(default_factory=GenerateStep)
     fid: FidStep = field(default_factory=FidStep)
+    pretrain: PretrainStep = field(default_factory=PretrainStep)
     jobs: int = 2  # child processes at once (each one thread): the CPU's cores
     fidelity_split: str = "val"
 
@@ -58,3 +80,6 @@ class ChainConfig:
             raise ValueError("the chain's baseline arm is the gcsa_cf / av ablation cell: keep both")
         if self.seeds < 1 or self.jobs < 1 or not 1 <= self.ablation_seeds <= self.seeds:
             raise ValueError("seeds and jobs must be >= 1, and 1 <= ablation_seeds <= seeds")
+        missing = [m for m in self.pretrain.modalities if m not in self.ablation_modalities]
+        if self.pretrain.enabled and missing:
+            raise ValueError(f"pretrain.modalities {missing} are not in ablation_modalities (baselines)")

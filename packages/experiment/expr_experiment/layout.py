@@ -13,6 +13,7 @@ from recognizer.ablate import cell_dir
 
 ARMS = ("baseline", "synthetic", "source_real")  # baseline = the + GCSA + CF, V+A ablation cell
 BASELINE_ROW, BASELINE_MODALITY = "gcsa_cf", "av"
+PRETRAIN_TASK = "pretrain"
 FIDELITY_JSON = "fidelity.json"
 SYNTH_CONFUSION, REAL_CONFUSION = "confusion_synthetic.png", "confusion_real.png"
 
@@ -93,6 +94,19 @@ class ChainDir:
     @staticmethod
     def cell_task(row: str, modality: str, seed: int) -> str:
         return f"ablation/{row}_{modality}/seed{seed}"
+
+    @property
+    def pretrain(self) -> RunDir:
+        """The pre-training run (V only, on the source domains)."""
+        return RunDir(self.root / "pretrain")
+
+    def pretrained(self, modality: str, seed: int) -> Path:
+        """A + GCSA + CF cell fine-tuned from the pre-training run's best checkpoint."""
+        return self.root / "pretrained" / f"{BASELINE_ROW}_{modality}" / f"seed{seed}"
+
+    @staticmethod
+    def pretrained_task(modality: str, seed: int) -> str:
+        return f"pretrained/{BASELINE_ROW}_{modality}/seed{seed}"
 
     def arm(self, arm: str, seed: int) -> Path:
         """One arm's recognizer run; the baseline arm is the full model's V+A ablation cell."""

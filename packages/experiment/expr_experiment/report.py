@@ -28,6 +28,8 @@ from expr_experiment.report_tables import (
     fid_section,
     fidelity_section,
     modality_table,
+    pretrain_lines,
+    pretrain_table,
     seed_row,
     verdict,
 )
@@ -151,6 +153,10 @@ def write_report(cfg: ChainConfig, root: Path, timings: dict[str, float], wall_s
     md += ["", "## V+A against V and A (+ GCSA + CF, the full model)", ""]
     md += ["| branches | macro-F1 | seeds |", "|---|---|---|"]
     md += [seed_row(MODALITIES[modality], body) for modality, body in modalities.items()]
+    pretraining = pretrain_table(root, cfg) if cfg.pretrain.enabled else None
+    if pretraining is not None:
+        md += ["", "## Initial pre-training (the paper, section 2.2)", ""]
+        md += pretrain_lines(pretraining, modalities, MODALITIES)
     md += [
         "",
         "## Ablation (the paper's Table 1 rows on this data)",
@@ -180,6 +186,7 @@ def write_report(cfg: ChainConfig, root: Path, timings: dict[str, float], wall_s
         "timings_s": timings,
         "arms": arms,
         "modalities": modalities,
+        "pretraining": pretraining,
         "verdict": statement,
         "fid": fid,
         "fidelity": fidelity,

@@ -61,6 +61,50 @@ def modality_table(root: Path, cfg) -> dict[str, Any]:
     }
 
 
+def pretrain_table(root: Path, cfg) -> dict[str, Any]:
+    """The pre-training run's own validation macro-F1 (on the source domains), and per fine-tuned modality
+    the + GCSA + CF cells from scratch beside the same cells (same seeds) started from it."""
+    layout = ChainDir(root)
+    pre = _summary(layout.pretrain.root)
+    rows = {
+        modality: {
+            "scratch": seed_stats([layout.cell(BASELINE_ROW, modality, s) for s in range(cfg.seeds)]),
+            "pretrained": seed_stats([layout.pretrained(modality, s) for s in range(cfg.seeds)]),
+        }
+        for modality in cfg.pretrain.modalities
+    }
+    run = {"file": pre["_file"], "val_macro_f1": pre["selection"]["val_macro_f1"]}
+    return {"sources": cfg.pretrain.sources, "run": run, "rows": rows}
+
+
+def pretrain_lines(body: dict[str, Any], modalities: dict[str, Any], labels: dict[str, str]) -> list[str]:
+    sources = " + ".join(body["sources"])
+    lines = [
+        f"A V-only recognizer trained first on the {sources} training faces (validation macro-F1 "
+        f"{body['run']['val_macro_f1']:.3f} on their validation split); each cell below starts its visual "
+        "branch and head from that checkpoint (`train.init_from`) and is then trained on Aff-Wild2 exactly "
+        "as the cell from scratch, with the same seeds.",
+        "",
+        "| branches | from scratch | pre-trained | change | seeds (pre-trained) |",
+        "|---|---|---|---|---|",
+    ]
+    for modality, label in labels.items():
+        if modality in body["rows"]:
+            scratch, pre = body["rows"][modality]["scratch"], body["rows"][modality]["pretrained"]
+            seeds = ", ".join(f"{v:.3f}" for v in pre["seeds"])
+            lines.append(
+                f"| {label} | {scratch['mean']:.3f} +- {scratch['std']:.3f} | {pre['mean']:.3f} +- "
+                f"{pre['std']:.3f} | {pre['mean'] - scratch['mean']:+.3f} | {seeds} |"
+            )
+        elif modality in modalities:
+            scratch = modalities[modality]
+            lines.append(
+                f"| {label} | {scratch['mean']:.3f} +- {scratch['std']:.3f} | (not pre-trained: no visual "
+                "branch) | - | - |"
+            )
+    return lines
+
+
 def seed_row(label: str, body: dict[str, Any]) -> str:
     seeds_text = ", ".join(f"{v:.3f}" for v in body["seeds"])
     return f"| {label} | {body['mean']:.3f} +- {body['std']:.3f} | {seeds_text} |"

@@ -51,9 +51,9 @@ def cell_config(
     """The resolved config of one sub-run: the base config, the user's overrides, then the row's switches
     (which win: an ablation row that a ``--set`` could silently undo would not be that row)."""
     if isinstance(cfg, RecognizerConfig):
-        data = to_dict(cfg)
-    else:
-        data = to_dict(load_recognizer_config(cfg))
+        data = apply_overrides(to_dict(cfg), overrides)
+    else:  # loaded with the overrides: an "auto" visual stem is resolved for the data they name
+        data = to_dict(load_recognizer_config(cfg, overrides))
     _, gcsa, loss = ROWS[row]
     switches = [
         f"model.visual.gcsa={str(gcsa).lower()}",
@@ -63,7 +63,7 @@ def cell_config(
         f"train.seed={seed}",
     ]
     where = f"ablation cell {row}_{modality} seed {seed}"
-    return from_dict(apply_overrides(data, [*overrides, *switches]), RecognizerConfig, where)
+    return from_dict(apply_overrides(data, switches), RecognizerConfig, where)
 
 
 def _run_cell(cfg: RecognizerConfig, run_dir: Path) -> dict[str, Any]:

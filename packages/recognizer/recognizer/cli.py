@@ -15,6 +15,7 @@ SUBCOMMANDS: subcommands.Registry = {
     "predict": ("recognizer.predict", "ABAW submission file: a label for every frame of a split"),
     "validate-submission": ("recognizer.submission", "check an ABAW submission file"),
     "ablate": ("recognizer.ablate", "the paper's Table 1 ablation over seeds"),
+    "export": ("recognizer.export", "the fused model as ONNX (onnxruntime runs it)"),
 }
 
 

@@ -8,7 +8,7 @@ key).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from expr_common.labels import COARSE_GROUP_NAMES, DEFAULT_COARSE_GROUPS, DEFAULT_MU, NUM_CLASSES, mu_matrix
@@ -16,6 +16,11 @@ from expr_common.labels import COARSE_GROUP_NAMES, DEFAULT_COARSE_GROUPS, DEFAUL
 # The paper fixes GCSA at 4 channel groups and a C/4 bottleneck, so GCSA inputs need C divisible by 4.
 GCSA_GROUPS = 4
 FUSION_RANGE = range(1, 6)  # the paper's 0 < m, n < 6, integers
+# stem_stride "auto": the residual stages start on a map of at least this side. The paper's 112-px crops get
+# the usual 4x stem (28 px); a 48-px face gets a 2x stem (24 px) instead of being cut to 12 px (issue 15).
+STEM_MIN_MAP = 24
+# stem_pool "auto": the audio branches see one log-mel step per this many ms (40 ms, a quarter of a syllable).
+AUDIO_STEM_HOP_MS = 40.0
 
 
 def _check_odd(name: str, values: tuple[int, ...]) -> None:
@@ -33,10 +38,13 @@ def _check_widths(name: str, widths: tuple[int, ...]) -> None:
 class VisualConfig:
     """RHCNN, the per-frame residual hybrid CNN of the visual branch."""
 
-    in_channels: int = 3  # RGB face crops
+    in_channels: int = 3  # RGB face crops; 1 = a grayscale stem (RGB frames are reduced to luma first)
     kernel_size: int = 3  # N of the NxN stem convs and depthwise convs; 3 is the cheapest odd size
     stem_widths: tuple[int, ...] = (32, 64)  # the paper's two NxN conv blocks before the residual part
-    stem_stride: int = 2  # both stem convs halve the size: 112 -> 28 before the residual stages do the work
+    # Strides of the two stem convs: one int for both, a pair, or "auto" (resolved from the data's image
+    # size when the recognizer config is loaded, and stored resolved): the largest of 4x, 2x, 1x that leaves
+    # the residual stages at least STEM_MIN_MAP px (112 -> [2, 2], 64 and 48 -> [2, 1], 32 -> [1, 1]).
+    stem_stride: int | tuple[int, int] | Literal["auto"] = "auto"
     stage_widths: tuple[int, ...] = (64, 128, 256)  # residual stages; every stage after the first halves H, W
     blocks_per_stage: int = 2  # residual blocks per stage: 6 blocks in all, a small net for ~100k faces
     expansion: int = 1  # middle width of a block = expansion * out width; 1 keeps the 1x1 convs cheap
@@ -56,8 +64,11 @@ class VisualConfig:
             raise ValueError(f"stem_widths must have 2 entries (two conv blocks), got {self.stem_widths}")
         _check_widths("stem_widths", self.stem_widths)
         _check_widths("stage_widths", self.stage_widths)
-        if self.stem_stride not in (1, 2):
-            raise ValueError(f"stem_stride must be 1 or 2, got {self.stem_stride}")
+        strides = (self.stem_stride,) * 2 if isinstance(self.stem_stride, int) else self.stem_stride
+        if self.stem_stride != "auto" and (len(strides) != 2 or any(s not in (1, 2) for s in strides)):
+            raise ValueError(f"stem_stride must be 1, 2, a pair of them or auto, got {self.stem_stride}")
+        if self.in_channels not in (1, 3):
+            raise ValueError(f"in_channels must be 3 (RGB) or 1 (grayscale), got {self.in_channels}")
         if self.blocks_per_stage < 1 or self.expansion < 1:
             raise ValueError("blocks_per_stage and expansion must be at least 1")
         if not 0.0 <= self.dropout < 1.0:
@@ -76,6 +87,26 @@ class VisualConfig:
     def out_dim(self) -> int:
         return self.stage_widths[-1]
 
+    @property
+    def stem_strides(self) -> tuple[int, int]:
+        if self.stem_stride == "auto":
+            raise ValueError(
+                "model.visual.stem_stride is 'auto' and unresolved: load the config with "
+                "load_recognizer_config (it reads the data's image size) or use for_image_size(size)"
+            )
+        if isinstance(self.stem_stride, int):
+            return (self.stem_stride, self.stem_stride)
+        return (int(self.stem_stride[0]), int(self.stem_stride[1]))
+
+    def for_image_size(self, image_size: int) -> VisualConfig:
+        """This section with an "auto" stem resolved for ``image_size``-px frames (others unchanged)."""
+        if self.stem_stride != "auto":
+            return self
+        for strides in ((2, 2), (2, 1)):
+            if image_size // (strides[0] * strides[1]) >= STEM_MIN_MAP:
+                return replace(self, stem_stride=strides)
+        return replace(self, stem_stride=(1, 1))
+
 
 @dataclass
 class AudioConfig:
@@ -90,10 +121,11 @@ class AudioConfig:
     dilation_growth: int = 2  # block i is dilated growth**i: a wider receptive field at the same parameters
     pool: int = 2  # max-pool after each block; 64x300 -> 16x75 before GCSA
     # Average-pool the log-mel by (freq, time) before the three branches: (1, 1) = the paper's full-resolution
-    # input. At 64 mels x 4 s (10 ms hop), (2, 4) trains 9.4x faster (benchmarks/audio_branch.py); at the
-    # demo's 40 mels / 20 ms, (2, 2) (the same 40 ms resolution) did not lose A-only macro-F1 over 3 seeds.
-    # Not yet the default: the paper-setting accuracy check is still to come (issue 15, part 4).
-    stem_pool: tuple[int, int] = (1, 1)
+    # input; "auto" (resolved from the data's n_mels and hop when the config is loaded, and stored resolved)
+    # halves 40+ mel bands and brings the hop to AUDIO_STEM_HOP_MS: 64 mels / 10 ms -> (2, 4), 9.4x faster
+    # training at 4 s windows (benchmarks/audio_branch.py); 40 mels / 20 ms -> (2, 2). Neither lost A-only
+    # macro-F1 on the corpus's voices over 3 seeds (README, "A fast audio branch").
+    stem_pool: tuple[int, int] | Literal["auto"] = "auto"
     gcsa: bool = True  # GCSA on the concatenated branches; false = the "Base" ablation row
     dropout: float = 0.2  # before the classifier head (paper, section 4.2)
 
@@ -108,7 +140,7 @@ class AudioConfig:
             _check_odd(name, kernel)
         if self.dilation_growth < 1 or self.pool < 1:
             raise ValueError("dilation_growth and pool must be at least 1")
-        if len(self.stem_pool) != 2 or min(self.stem_pool) < 1:
+        if self.stem_pool != "auto" and (len(self.stem_pool) != 2 or min(self.stem_pool) < 1):
             raise ValueError(f"stem_pool must be (freq, time) factors >= 1, got {self.stem_pool}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
@@ -118,6 +150,23 @@ class AudioConfig:
     @property
     def out_dim(self) -> int:
         return 3 * self.branch_widths[-1]  # local, temporal and spectral branches concatenated
+
+    @property
+    def stem_pools(self) -> tuple[int, int]:
+        if self.stem_pool == "auto":
+            raise ValueError(
+                "model.audio.stem_pool is 'auto' and unresolved: load the config with load_recognizer_config "
+                "(it reads the data's log-mel settings) or use for_spectrogram(n_mels, hop_ms)"
+            )
+        return (int(self.stem_pool[0]), int(self.stem_pool[1]))
+
+    def for_spectrogram(self, n_mels: int, hop_ms: float) -> AudioConfig:
+        """This section with an "auto" stem pool resolved for the log-mel's bands and hop."""
+        if self.stem_pool != "auto":
+            return self
+        freq = 2 if n_mels >= 40 else 1
+        time = max(1, round(AUDIO_STEM_HOP_MS / hop_ms))
+        return replace(self, stem_pool=(freq, time))
 
 
 @dataclass

@@ -44,8 +44,8 @@ class MCNN(nn.Module):
         self.cfg = cfg
         self.out_dim = cfg.out_dim
         self.input_norm: nn.Module = nn.BatchNorm2d(cfg.in_channels) if cfg.input_norm else nn.Identity()
-        pooled = tuple(cfg.stem_pool) != (1, 1)
-        self.stem: nn.Module = nn.AvgPool2d(tuple(cfg.stem_pool), ceil_mode=True) if pooled else nn.Identity()
+        pooled = cfg.stem_pools != (1, 1)
+        self.stem: nn.Module = nn.AvgPool2d(cfg.stem_pools, ceil_mode=True) if pooled else nn.Identity()
         self.local = branch(cfg, cfg.local_kernel)
         self.temporal = branch(cfg, cfg.temporal_kernel)
         self.spectral = branch(cfg, cfg.spectral_kernel)

@@ -14,6 +14,8 @@ from torch import nn
 from recognizer.config import VisualConfig
 from recognizer.gcsa import channel_shuffle, make_attention
 
+LUMA = (0.299, 0.587, 0.114)  # RGB -> Y weights of ITU-R BT.601
+
 
 def conv_bn_relu(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(
@@ -89,9 +91,10 @@ class RHCNN(nn.Module):
         self.cfg = cfg
         self.out_dim = cfg.out_dim
         w0, w1 = cfg.stem_widths
+        s0, s1 = cfg.stem_strides
         self.stem = nn.Sequential(
-            conv_bn_relu(cfg.in_channels, w0, cfg.kernel_size, cfg.stem_stride),
-            conv_bn_relu(w0, w1, cfg.kernel_size, cfg.stem_stride),
+            conv_bn_relu(cfg.in_channels, w0, cfg.kernel_size, s0),
+            conv_bn_relu(w0, w1, cfg.kernel_size, s1),
         )
         blocks: list[nn.Module] = []
         c_in = w1
@@ -120,9 +123,21 @@ class RHCNN(nn.Module):
         B, K, C, H, W = video.shape
         # Frames are independent images until the temporal step: fold K into the batch.
         x = rearrange(video, "b k c h w -> (b k) c h w")
-        x = self.stem(x)  # (B*K), w1, H/4, W/4 with the default stride 2
+        x = self.stem(self._channels(x))  # (B*K), w1, H/4, W/4 with strides (2, 2)
         x = self.blocks(x)  # (B*K), D, H/16, W/16 with three stages
         x = self.attention(x)
         x = x.mean(dim=(2, 3))  # (B*K), D
         x = rearrange(x, "(b k) d -> b k d", b=B, k=K)
         return self.temporal(x)  # B, D
+
+    def _channels(self, x: torch.Tensor) -> torch.Tensor:
+        """Grayscale frames [N, 1, H, W] are replicated for an RGB stem; RGB frames are reduced to luma
+        (ITU-R BT.601 weights) for a grayscale stem."""
+        c, want = x.shape[1], self.cfg.in_channels
+        if c == want:
+            return x
+        if c == 1:
+            return x.expand(-1, want, -1, -1)
+        if c == 3 and want == 1:
+            return torch.einsum("nchw,c->nhw", x, x.new_tensor(LUMA))[:, None]
+        raise ValueError(f"RHCNN takes 1- or 3-channel frames, got {c} channels")

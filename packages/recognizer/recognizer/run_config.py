@@ -6,7 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from expr_common.checkpoint import CONFIG_KEY, CheckpointError, config_from_checkpoint
 from expr_common.config import load_config
+from expr_common.data.config import load_data_config
+from expr_common.paths import resolve_path
 from recognizer.config import LossConfig, ModelConfig
 
 
@@ -128,4 +131,54 @@ class RecognizerConfig:
 
 
 def load_recognizer_config(path, overrides=()) -> RecognizerConfig:
-    return load_config(path, RecognizerConfig, overrides)
+    """The config with an "auto" visual stem and audio stem pool resolved for the data's image size and
+    log-mel, so that what is saved (config.yaml, checkpoints) names what the model was built with."""
+    cfg = load_config(path, RecognizerConfig, overrides)
+    model = cfg.model
+    visual = model.use_video and model.visual.stem_stride == "auto"
+    audio = model.use_audio and model.audio.stem_pool == "auto"
+    if visual or audio:
+        pre = load_data_config(resolve_path(cfg.data), cfg.data_overrides).preprocess
+        model.visual = model.visual.for_image_size(pre.image_size) if visual else model.visual
+        model.audio = model.audio.for_spectrogram(pre.n_mels, pre.hop_ms) if audio else model.audio
+    return cfg
+
+
+# Model keys that change what the network computes but not its tensor shapes, so that a checkpoint's weights
+# would load into either value: a resume must keep them, and a stored config that predates one gets the only
+# value the code had then.
+SHAPE_FREE_KEYS = {("audio", "stem_pool"): [1, 1], ("visual", "stem_stride"): 2}
+
+
+def stored_recognizer_config(state: dict, source: str) -> RecognizerConfig:
+    """The config stored in a recognizer checkpoint; one written before ``model.audio.stem_pool`` existed
+    gets ``[1, 1]`` (the full-resolution input it was trained on), never the new "auto"."""
+    stored = state.get(CONFIG_KEY)
+    if isinstance(stored, dict) and isinstance(stored.get("model"), dict):
+        model = dict(stored["model"])
+        for (section, key), old in SHAPE_FREE_KEYS.items():
+            if isinstance(model.get(section), dict) and key not in model[section]:
+                model[section] = {**model[section], key: old}
+        state = {**state, CONFIG_KEY: {**stored, "model": model}}
+    return config_from_checkpoint(state, RecognizerConfig, source)
+
+
+def check_same_stems(stored: RecognizerConfig, cfg: RecognizerConfig, source: str) -> None:
+    """Refuse to resume with another visual stem stride or audio stem pool than the checkpoint was trained
+    with: the weights would load (no shape changes) into a network that sees its input at another scale."""
+    pairs = {
+        "model.visual.stem_stride": (stored.model.visual.stem_stride, cfg.model.visual.stem_stride),
+        "model.audio.stem_pool": (stored.model.audio.stem_pool, cfg.model.audio.stem_pool),
+    }
+    changed = [
+        f"{key} {_show(a)} there, {_show(b)} here" for key, (a, b) in pairs.items() if _show(a) != _show(b)
+    ]
+    if changed:
+        raise CheckpointError(
+            f"{source} was trained with other input stems ({'; '.join(changed)}); resume with its own "
+            "config (the run's config.yaml) or start a new run"
+        )
+
+
+def _show(value) -> str:
+    return str(list(value)) if isinstance(value, (list, tuple)) else str(value)

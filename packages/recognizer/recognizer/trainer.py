@@ -54,7 +54,7 @@ from recognizer.outputs import (
     FUSION_GRID_FILE,
     SELECTION_FILE,
 )
-from recognizer.run_config import RecognizerConfig, TrainConfig
+from recognizer.run_config import RecognizerConfig, TrainConfig, check_same_stems, stored_recognizer_config
 from recognizer.run_report import write_run_report
 
 log = get_logger("recognizer")
@@ -171,6 +171,7 @@ def setup(cfg: RecognizerConfig, run: RunDir, resume: bool, accelerator: Acceler
         # Skips a killed write's temp file; falls back to last.prev.pt if last.pt is unreadable (both logged).
         state, source = load_resume_checkpoint(run.last_checkpoint, tidy=main)
         check_fits(source, state, {"model": model.state_dict()}, cfg)  # before anything is written
+        check_same_stems(stored_recognizer_config(state, str(source)), cfg, str(source))
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         epoch, step, best_f1 = state["epoch"] + 1, state["step"], state["best_f1"]

@@ -1,0 +1,107 @@
+"""``recognizer export --checkpoint C --onnx model.onnx``: the fused recognizer as one ONNX graph.
+
+Inputs (the cache's own formats, batch axis dynamic): ``video`` uint8 ``[B, K, 3, H, W]``, ``audio`` float32
+log-mel ``[B, 1, F, T]``, ``has_video`` / ``has_audio`` bool ``[B]``. Outputs: ``prob`` (the proportional
+fusion with the checkpoint's selected m, n), ``prob_v``, ``prob_a`` (uniform where the branch is absent).
+K, H, W, F and T are fixed to the checkpoint's data config (``preprocess``); the graph normalises the frames
+itself. onnxruntime runs it (``recognizer.onnx_runtime``); the PyTorch model and the graph agree to 1e-4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from expr_common.atomic import atomic_write
+from expr_common.data.config import load_data_config
+from expr_common.data.dataset import normalize_video
+from expr_common.errors import ExprError
+from expr_common.paths import resolve_path
+from recognizer.fusion import proportional_fusion
+from recognizer.model import AudioVisualRecognizer
+
+INPUTS = ("video", "audio", "has_video", "has_audio")
+OUTPUTS = ("prob", "prob_v", "prob_a")
+
+
+class ExportError(ExprError, RuntimeError):
+    pass
+
+
+class FusedRecognizer(nn.Module):
+    """The recognizer without data-dependent control flow, for tracing: both branches run on every sample
+    (in eval mode a sample's output does not depend on the others), then the masks pick, as in training."""
+
+    def __init__(self, model: AudioVisualRecognizer, m: int, n: int) -> None:
+        super().__init__()
+        self.model, self.m, self.n = model, m, n
+        self.eval()
+
+    def forward(self, video, audio, has_video, has_audio):
+        model, C = self.model, self.model.cfg.num_classes
+        uniform = torch.full((video.shape[0], C), 1.0 / C, dtype=audio.dtype, device=audio.device)
+        prob_v = prob_a = uniform
+        if model.visual is not None:
+            prob_v = model.head_v(model.visual(normalize_video(video))).softmax(dim=1)
+            prob_v = torch.where(has_video[:, None], prob_v, uniform)
+        if model.audio is not None:
+            prob_a = model.head_a(model.audio(audio)).softmax(dim=1)
+            prob_a = torch.where(has_audio[:, None], prob_a, uniform)
+        if model.visual is not None and model.audio is not None:
+            prob = proportional_fusion(prob_a, prob_v, self.m, self.n, has_audio, has_video)
+        else:  # one branch: its probabilities; the absent branch's outputs stay uniform placeholders
+            prob = prob_v if model.visual is not None else prob_a
+        return prob, prob_v, prob_a
+
+
+def example_inputs(preprocess, batch: int = 2) -> tuple[torch.Tensor, ...]:
+    video = torch.zeros(
+        batch, preprocess.frames, 3, preprocess.image_size, preprocess.image_size, dtype=torch.uint8
+    )
+    audio = torch.zeros(batch, 1, preprocess.n_mels, preprocess.mel_steps)
+    ones = torch.ones(batch, dtype=torch.bool)
+    return video, audio, ones, ones.clone()
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path, data: str | None = None) -> dict:
+    """Write the fused model of ``checkpoint`` to ``out`` (atomically); returns what was written. The input
+    sizes come from the checkpoint's data config (``data``: another one with the same preprocessing)."""
+    from recognizer.evaluate import load_model
+
+    model, cfg, state = load_model(checkpoint)
+    selection = state.get("selection") or {"m": cfg.model.fusion.m, "n": cfg.model.fusion.n}
+    m, n = int(selection["m"]), int(selection["n"])
+    data_path, overrides = (data, []) if data else (cfg.data, cfg.data_overrides)
+    preprocess = load_data_config(resolve_path(data_path), overrides).preprocess
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    program = torch.onnx.export(
+        FusedRecognizer(model, m, n), example_inputs(preprocess), input_names=list(INPUTS),
+        output_names=list(OUTPUTS), dynamic_shapes={name: {0: batch} for name in INPUTS}, dynamo=True,
+        verbose=False,
+    )  # fmt: skip
+    if program is None:
+        raise ExportError(f"torch.onnx.export returned no program for {checkpoint}")
+    with atomic_write(out, "wb") as handle:
+        handle.write(program.model_proto.SerializeToString())
+    return {
+        "onnx": str(out),
+        "checkpoint": str(checkpoint),
+        "m": m,
+        "n": n,
+        "modalities": cfg.model.modalities,
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="a recognizer checkpoint (best.pt)")
+    parser.add_argument("--onnx", required=True, type=Path, help="the .onnx file to write")
+    parser.add_argument("--data", help="data config for the input sizes (default: the checkpoint's)")
+
+
+def run(args: argparse.Namespace) -> int:
+    print(json.dumps(export_onnx(args.checkpoint, args.onnx, args.data)))
+    return 0

@@ -1,0 +1,47 @@
+"""The chain's pre-training step: what it trains on, and what the fine-tuned cells start from."""
+
+from __future__ import annotations
+
+import pytest
+
+from expr_common.config import ConfigError, load_config
+from expr_common.paths import repo_root
+from expr_experiment.chain import plan
+from expr_experiment.chain_config import ChainConfig
+from expr_experiment.layout import ChainDir
+from recognizer.run_config import load_recognizer_config
+
+DEMO = repo_root() / "configs" / "chain" / "demo.yaml"
+
+
+def test_the_pretraining_run_sees_only_the_source_domains_and_the_cells_start_from_it(tmp_path) -> None:
+    cfg = load_config(DEMO, ChainConfig)
+    tasks = {t.name: t for t in plan(cfg, tmp_path)}
+    layout = ChainDir(tmp_path)
+    pre = load_recognizer_config(ChainDir.cell_config(layout.pretrain.root))
+    assert pre.model.modalities == "v" and pre.train.epochs == 16
+    assert pre.train.train_sources == pre.train.val_sources == ["afew", "ckplus"]
+    assert pre.train.init_from is None
+    for modality in ("v", "av"):
+        for seed in range(3):
+            task = tasks[ChainDir.pretrained_task(modality, seed)]
+            assert task.deps == ("pretrain",)
+            cell = load_recognizer_config(ChainDir.cell_config(layout.pretrained(modality, seed)))
+            scratch = load_recognizer_config(ChainDir.cell_config(layout.cell("gcsa_cf", modality, seed)))
+            assert cell.train.init_from == str(layout.pretrain.best_checkpoint)
+            assert cell.train.train_sources == scratch.train.train_sources == ["affwild2"]
+            assert cell.train.epochs == scratch.train.epochs == 8  # the pre-training's epochs stay its own
+            assert (cell.model.modalities, cell.train.seed) == (scratch.model.modalities, seed)
+    assert not any(name.startswith("pretrained/gcsa_cf_a/") for name in tasks)  # no visual branch to load
+    off = plan(load_config(DEMO, ChainConfig, ["pretrain.enabled=false"]), tmp_path / "off", write=False)
+    assert not any("pretrain" in t.name for t in off)
+
+
+def test_pretraining_settings_are_checked(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="audio-only cell has no visual branch"):
+        load_config(DEMO, ChainConfig, ["pretrain.modalities=[a]"])
+    with pytest.raises(ConfigError, match="not in ablation_modalities"):
+        load_config(DEMO, ChainConfig, ["ablation_modalities=[av]"])
+    cfg = load_config(DEMO, ChainConfig, ["pretrain.sources=[rafdb]"])
+    with pytest.raises(ConfigError, match=r"pretrain.sources \['rafdb'\] are not sources of"):
+        plan(cfg, tmp_path, write=False)
