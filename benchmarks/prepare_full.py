@@ -35,7 +35,8 @@ AFFWILD2_VIDEOS, AFFWILD2_FRAMES, AFFWILD2_FPS = 548, 2_700_000, 30.0  # the ABA
 def synth_slice(out: Path, videos: int, seconds: float, seed: int) -> None:
     sets = {
         "affwild2.train_videos": videos - 1, "affwild2.val_videos": 1, "affwild2.test_videos": 0,
-        "affwild2.seconds": f"[{seconds},{seconds}]", "ckplus.subjects": 1, "afew.train_per_class": 1,
+        "affwild2.seconds": f"[{seconds},{seconds}]", "affwild2.min_segments_per_class": 1,
+        "ckplus.subjects": 1, "afew.train_per_class": 1,
         "afew.val_per_class": 1,
     }  # fmt: skip
     cmd = [str(Path(sys.executable).with_name("expr-data")), "synth", "--out", str(out), "--preset", "full"]

@@ -386,6 +386,10 @@ def test_15_user_mistakes_that_builtins_used_to_report_are_project_errors(tmp_pa
     (tmp_path / "file.txt").write_text("x")
     assert data_main(["synth", "--out", str(tmp_path / "file.txt"), "--preset", "tiny"]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+    too_many = ["--set", "affwild2.min_segments_per_class=40"]  # more episodes than the tiny videos hold
+    assert data_main(["synth", "--out", str(tmp_path / "corpus"), "--preset", "tiny", *too_many]) == 2
+    err = capsys.readouterr().err
+    assert "cannot hold 40 of each class" in err and "Traceback" not in err
     with pytest.raises(SystemExit) as stop:  # argparse: a batch of 0 is refused before anything runs
         recognizer_main(["evaluate", "--checkpoint", "x.pt", "--batch-size", "0"])
     assert stop.value.code == 2 and "expected a number >= 1" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from expr_common.config import ConfigError
 from expr_common.data.affwild2 import ANNOTATION_DIRS, CROPS_DIR, SPLIT_DIRS, VIDEO_DIRS
 from expr_common.labels import (
     AFFWILD2_HEADER,
@@ -85,9 +86,10 @@ def plan(spec: AffWild2Spec, rng: np.random.Generator, seed: int) -> list[VideoJ
                     start += length
         required = [c for c in range(NUM_CLASSES) for _ in range(spec.min_segments_per_class)]
         if len(segments) < len(required) and split != "test":
-            raise ValueError(
+            raise ConfigError(  # a user's --set reaches this: one line, not a traceback
                 f"synthetic Aff-Wild2 {split}: {len(segments)} episodes cannot hold "
-                f"{spec.min_segments_per_class} of each class; add videos or seconds to the preset"
+                f"{spec.min_segments_per_class} of each class (affwild2.min_segments_per_class); add videos "
+                "or seconds to the preset"
             )
         drawn = rng.choice(
             NUM_CLASSES, max(0, len(segments) - len(required)), p=np.array(shares) / sum(shares)
