@@ -153,7 +153,7 @@ def write_report(cfg: ChainConfig, root: Path, timings: dict[str, float], wall_s
     md += ["", "## V+A against V and A (+ GCSA + CF, the full model)", ""]
     md += ["| branches | macro-F1 | seeds |", "|---|---|---|"]
     md += [seed_row(MODALITIES[modality], body) for modality, body in modalities.items()]
-    pretraining = pretrain_table(root, cfg) if cfg.pretrain.enabled else None
+    pretraining = pretrain_table(root, cfg, modalities) if cfg.pretrain.enabled else None
     if pretraining is not None:
         md += ["", "## Initial pre-training (the paper, section 2.2)", ""]
         md += pretrain_lines(pretraining, modalities, MODALITIES)

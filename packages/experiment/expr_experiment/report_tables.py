@@ -61,14 +61,15 @@ def modality_table(root: Path, cfg) -> dict[str, Any]:
     }
 
 
-def pretrain_table(root: Path, cfg) -> dict[str, Any]:
+def pretrain_table(root: Path, cfg, modalities: dict[str, Any]) -> dict[str, Any]:
     """The pre-training run's own validation macro-F1 (on the source domains), and per fine-tuned modality
-    the + GCSA + CF cells from scratch beside the same cells (same seeds) started from it."""
+    the + GCSA + CF cells from scratch (``modalities``: :func:`modality_table`) beside the same cells (same
+    seeds) started from it."""
     layout = ChainDir(root)
     pre = _summary(layout.pretrain.root)
     rows = {
         modality: {
-            "scratch": seed_stats([layout.cell(BASELINE_ROW, modality, s) for s in range(cfg.seeds)]),
+            "scratch": modalities[modality],
             "pretrained": seed_stats([layout.pretrained(modality, s) for s in range(cfg.seeds)]),
         }
         for modality in cfg.pretrain.modalities

@@ -29,6 +29,18 @@ def _check_odd(name: str, values: tuple[int, ...]) -> None:
         raise ValueError(f"{name} must hold positive odd kernel sizes, got {values}")
 
 
+def _resolved_pair(value: object, key: str, resolver: str) -> tuple[int, int]:
+    """A stem's (a, b) factors; an int means both; "auto" must have been resolved from the data first."""
+    if value == "auto":
+        raise ValueError(
+            f"{key} is 'auto' and unresolved: load the config with load_recognizer_config (it reads the "
+            f"data config) or use {resolver}"
+        )
+    if isinstance(value, int):
+        return (value, value)
+    return (int(value[0]), int(value[1]))  # type: ignore[index]
+
+
 def _check_widths(name: str, widths: tuple[int, ...]) -> None:
     if not widths or any(w < 1 for w in widths):
         raise ValueError(f"{name} must be a non-empty list of positive channel counts, got {widths}")
@@ -89,14 +101,7 @@ class VisualConfig:
 
     @property
     def stem_strides(self) -> tuple[int, int]:
-        if self.stem_stride == "auto":
-            raise ValueError(
-                "model.visual.stem_stride is 'auto' and unresolved: load the config with "
-                "load_recognizer_config (it reads the data's image size) or use for_image_size(size)"
-            )
-        if isinstance(self.stem_stride, int):
-            return (self.stem_stride, self.stem_stride)
-        return (int(self.stem_stride[0]), int(self.stem_stride[1]))
+        return _resolved_pair(self.stem_stride, "model.visual.stem_stride", "for_image_size(size)")
 
     def for_image_size(self, image_size: int) -> VisualConfig:
         """This section with an "auto" stem resolved for ``image_size``-px frames (others unchanged)."""
@@ -153,12 +158,7 @@ class AudioConfig:
 
     @property
     def stem_pools(self) -> tuple[int, int]:
-        if self.stem_pool == "auto":
-            raise ValueError(
-                "model.audio.stem_pool is 'auto' and unresolved: load the config with load_recognizer_config "
-                "(it reads the data's log-mel settings) or use for_spectrogram(n_mels, hop_ms)"
-            )
-        return (int(self.stem_pool[0]), int(self.stem_pool[1]))
+        return _resolved_pair(self.stem_pool, "model.audio.stem_pool", "for_spectrogram(n_mels, hop_ms)")
 
     def for_spectrogram(self, n_mels: int, hop_ms: float) -> AudioConfig:
         """This section with an "auto" stem pool resolved for the log-mel's bands and hop."""

@@ -167,8 +167,11 @@ def check_same_stems(stored: RecognizerConfig, cfg: RecognizerConfig, source: st
     """Refuse to resume with another visual stem stride or audio stem pool than the checkpoint was trained
     with: the weights would load (no shape changes) into a network that sees its input at another scale."""
     pairs = {
-        "model.visual.stem_stride": (stored.model.visual.stem_stride, cfg.model.visual.stem_stride),
-        "model.audio.stem_pool": (stored.model.audio.stem_pool, cfg.model.audio.stem_pool),
+        f"model.{section}.{key}": (
+            getattr(getattr(stored.model, section), key),
+            getattr(getattr(cfg.model, section), key),
+        )
+        for section, key in SHAPE_FREE_KEYS
     }
     changed = [
         f"{key} {_show(a)} there, {_show(b)} here" for key, (a, b) in pairs.items() if _show(a) != _show(b)
