@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine  # noqa: E402
+from common import machine, synth_slice  # noqa: E402
 
 from expr_common.config import from_dict  # noqa: E402
 from expr_common.data.config import DataConfig  # noqa: E402
@@ -30,18 +28,6 @@ from expr_common.data.prepare import prepare  # noqa: E402
 from expr_common.paths import repo_root  # noqa: E402
 
 AFFWILD2_VIDEOS, AFFWILD2_FRAMES, AFFWILD2_FPS = 548, 2_700_000, 30.0  # the ABAW expression set
-
-
-def synth_slice(out: Path, videos: int, seconds: float, seed: int) -> None:
-    sets = {
-        "affwild2.train_videos": videos - 1, "affwild2.val_videos": 1, "affwild2.test_videos": 0,
-        "affwild2.seconds": f"[{seconds},{seconds}]", "affwild2.min_segments_per_class": 1,
-        "ckplus.subjects": 1, "afew.train_per_class": 1,
-        "afew.val_per_class": 1,
-    }  # fmt: skip
-    cmd = [str(Path(sys.executable).with_name("expr-data")), "synth", "--out", str(out), "--preset", "full"]
-    cmd += ["--seed", str(seed)] + [item for k, v in sets.items() for item in ("--set", f"{k}={v}")]
-    subprocess.run(cmd, check=True, env={**os.environ, "EXPR_PROGRESS": "0"})
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ reads or writes a video or sound file goes through here.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -163,26 +164,33 @@ def probe(path: str | Path) -> MediaInfo:
         raise MediaError(f"{path}: cannot open media file: {exc}") from None
 
 
-def read_video(path: str | Path, indices: list[int] | None = None) -> np.ndarray:
-    """Decode video frames as uint8 ``[T, H, W, 3]`` RGB; with ``indices``, only those frames (0-based),
-    in the given order (an index past the end is an error naming the file)."""
-    path = Path(path)
-    wanted = None if indices is None else set(indices)
-    kept: dict[int, np.ndarray] = {}
+def _decoded(path: Path) -> Iterator[av.VideoFrame]:
+    """The first video stream's frames, in order; an error names the file."""
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise MediaError(f"{path}: has no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            last = max(wanted) if wanted else None
-            for i, frame in enumerate(container.decode(stream)):
-                if wanted is None or i in wanted:
-                    kept[i] = frame.to_ndarray(format="rgb24")
-                if last is not None and i >= last:
-                    break
+            yield from container.decode(stream)
     except (av.FFmpegError, OSError) as exc:
         raise MediaError(f"{path}: cannot decode video: {exc}") from None
+
+
+def read_video(path: str | Path, indices: list[int] | None = None) -> np.ndarray:
+    """Decode video frames as uint8 ``[T, H, W, 3]`` RGB; with ``indices``, only those frames (0-based),
+    in the given order (an index past the end is an error naming the file)."""
+    path = Path(path)
+    wanted = None if indices is None else set(indices)
+    kept: dict[int, np.ndarray] = {}
+    last = max(wanted) if wanted else None
+    frames = _decoded(path)
+    for i, frame in enumerate(frames):
+        if wanted is None or i in wanted:
+            kept[i] = frame.to_ndarray(format="rgb24")
+        if last is not None and i >= last:
+            frames.close()  # the container closes with the generator
+            break
     if not kept:
         raise MediaError(f"{path}: no decodable video frames")
     if indices is None:
@@ -213,3 +221,124 @@ def read_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
     if not chunks:
         return np.zeros(0, dtype=np.float32)
     return np.concatenate(chunks).astype(np.float32, copy=False)
+
+
+def iter_video(path: str | Path) -> Iterator[np.ndarray]:
+    """The frames of the first video stream, decoded one at a time (uint8 ``[H, W, 3]`` RGB): a long
+    recording never sits in memory whole. An error names the file."""
+    for frame in _decoded(Path(path)):
+        yield frame.to_ndarray(format="rgb24")
+
+
+# Audio codecs an MP4 carries as they are; any other sound track is decoded and encoded again as AAC.
+_MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "opus", "alac", "flac"}
+
+
+class VideoWriter:
+    """An H.264 MP4 written frame by frame (``write``), with the sound track of ``audio_from`` kept:
+    copied packet for packet when MP4 can carry its codec (its timestamps moved so that it starts where the
+    source's video starts), else decoded and encoded as AAC. Used as a context manager; the file appears at
+    ``path`` only when closed without an error, and a failure leaves no temp file behind."""
+
+    def __init__(self, path: str | Path, fps: float, audio_from: str | Path | None = None) -> None:
+        from expr_common.atomic import temp_path
+
+        self.path, self.fps, self.audio_from = Path(path), fps, audio_from
+        if self.path.suffix.lower() != ".mp4":
+            raise MediaError(f"{self.path}: the annotated video is written as .mp4")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = temp_path(self.path)
+        try:
+            self.container = av.open(str(self.tmp), mode="w", format="mp4")
+        except (av.FFmpegError, OSError) as exc:
+            self.tmp.unlink(missing_ok=True)
+            raise MediaError(f"{self.path}: cannot write video: {exc}") from None
+        self.stream = None
+        self.source = self.packets = self.copied = None
+        self.reencode, self.shift, self.frames = False, 0, 0
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def _open_streams(self, height: int, width: int) -> None:
+        self.stream = self.container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
+        self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, "yuv420p"
+        self.stream.codec_context.options = {"preset": "veryfast", "crf": "23"}
+        if self.audio_from is None:
+            return
+        try:
+            self.source = av.open(str(self.audio_from))
+            if not self.source.streams.audio:
+                return
+            audio = self.source.streams.audio[0]
+            codec = audio.codec_context.name.removesuffix("float").removesuffix("_fixed")  # decoder -> format
+            if codec not in _MP4_AUDIO:  # encoded again at close, from the decoded sound
+                self.copied = self.container.add_stream("aac", rate=16000)
+                self.copied.layout = "mono"
+                self.reencode = True
+                return
+            self.copied = self.container.add_stream_from_template(audio)
+            video = self.source.streams.video[0] if self.source.streams.video else None
+            if video is not None and video.start_time and audio.time_base:  # the new video starts at 0
+                self.shift = int(round(float(video.start_time * video.time_base / audio.time_base)))
+            self.packets = (p for p in self.source.demux(audio) if p.dts is not None)
+        except (av.FFmpegError, ValueError) as exc:
+            raise MediaError(f"{self.audio_from}: cannot copy its sound track: {exc}") from None
+
+    def write(self, image: np.ndarray) -> None:
+        """One RGB frame (uint8 ``[H, W, 3]``); odd sizes lose their last row or column (4:2:0 video)."""
+        height, width = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
+        if self.stream is None:
+            self._open_streams(height, width)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:height, :width]), format="rgb24")
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.frames += 1
+        self._mux_audio_until(self.frames / self.fps)
+
+    def _mux_audio_until(self, seconds: float | None) -> None:
+        """Copy the source's sound packets up to ``seconds`` (all of them when None), interleaved; what lies
+        before the video's start is left out."""
+        if self.packets is None:
+            return
+        for packet in self.packets:
+            when = packet.pts if packet.pts is not None else packet.dts  # MP3 in AVI often has no pts
+            if when - self.shift < 0:
+                continue
+            if packet.pts is not None:
+                packet.pts -= self.shift
+            packet.dts -= self.shift
+            packet.stream = self.copied
+            self.container.mux(packet)
+            if seconds is not None and float((when - self.shift) * packet.time_base) > seconds:
+                return
+        self.packets = None
+
+    def close(self, ok: bool = True) -> Path:
+        done = False
+        try:
+            if ok and self.stream is not None:
+                for packet in self.stream.encode():
+                    self.container.mux(packet)
+                self._mux_audio_until(None)
+                if self.reencode:  # a codec MP4 cannot carry: AAC from the decoded sound
+                    _encode_audio(self.container, self.copied, read_audio(self.audio_from, 16000), 16000)
+                done = True
+        except (av.FFmpegError, ValueError) as exc:
+            raise MediaError(f"{self.path}: cannot write video: {exc}") from None
+        finally:
+            try:
+                self.container.close()
+            finally:
+                if self.source is not None:
+                    self.source.close()
+                if not done:
+                    self.tmp.unlink(missing_ok=True)
+        if ok and not done:
+            raise MediaError(f"{self.path}: no frames to write")
+        if done:
+            self.tmp.replace(self.path)
+        return self.path
+
+    def __exit__(self, kind, exc, traceback) -> None:
+        self.close(ok=kind is None)

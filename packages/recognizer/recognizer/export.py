@@ -4,7 +4,9 @@ Inputs (the cache's own formats, batch axis dynamic): ``video`` uint8 ``[B, K, 3
 log-mel ``[B, 1, F, T]``, ``has_video`` / ``has_audio`` bool ``[B]``. Outputs: ``prob`` (the proportional
 fusion with the checkpoint's selected m, n), ``prob_v``, ``prob_a`` (uniform where the branch is absent).
 K, H, W, F and T are fixed to the checkpoint's data config (``preprocess``); the graph normalises the frames
-itself. onnxruntime runs it (``recognizer.onnx_runtime``); the PyTorch model and the graph agree to 1e-4.
+itself. The file's metadata carries the preprocessing and the selection (``recognizer predict --onnx``
+reads a recording with them). onnxruntime runs it (``recognizer.onnx_runtime``); the PyTorch model and the
+graph agree to 1e-4.
 """
 
 from __future__ import annotations
@@ -12,20 +14,58 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from expr_common.atomic import atomic_write
-from expr_common.data.config import load_data_config
+from expr_common.config import from_dict, to_dict
+from expr_common.data.config import PreprocessConfig, load_data_config
 from expr_common.data.dataset import normalize_video
-from expr_common.errors import ExprError
+from expr_common.errors import ExprError, MissingDataError
 from expr_common.paths import resolve_path
 from recognizer.fusion import proportional_fusion
 from recognizer.model import AudioVisualRecognizer
 
 INPUTS = ("video", "audio", "has_video", "has_audio")
 OUTPUTS = ("prob", "prob_v", "prob_a")
+
+# Keys of the metadata an ONNX export carries (recognizer/export.py writes them, OnnxPredictor reads them).
+META_PREPROCESS, META_SELECTION, META_MODALITIES = "preprocess", "selection", "modalities"
+
+
+def selected_fusion(cfg, state: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's selection (m, n, smoothing window), or the config's fusion before any selection."""
+    selection = state.get("selection") or {}
+    return {
+        "m": int(selection.get("m") or cfg.model.fusion.m),
+        "n": int(selection.get("n") or cfg.model.fusion.n),
+        "window": int(selection.get("window") or 1),
+    }
+
+
+def checkpoint_preprocess(
+    cfg, state: dict[str, Any], data: str | Path | None, source: str
+) -> PreprocessConfig:
+    """The preprocessing a checkpoint was trained with: stored in it (since the video predictor), else read
+    from ``data`` or the data config its run named."""
+    if data is None and state.get("preprocess"):
+        return from_dict(state["preprocess"], PreprocessConfig, source)
+    path = resolve_path(data if data is not None else cfg.data)
+    if not path.is_file():
+        raise MissingDataError(
+            f"{source} does not store its preprocessing and its data config {path} is not here: pass --data"
+        )
+    return load_data_config(path, [] if data is not None else cfg.data_overrides).preprocess
+
+
+def onnx_metadata(preprocess: PreprocessConfig, selection: dict[str, Any], modalities: str) -> dict[str, str]:
+    return {
+        META_PREPROCESS: json.dumps(to_dict(preprocess)),
+        META_SELECTION: json.dumps(selection),
+        META_MODALITIES: modalities,
+    }
 
 
 class ExportError(ExprError, RuntimeError):
@@ -73,10 +113,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path, data: str | None = None
     from recognizer.evaluate import load_model
 
     model, cfg, state = load_model(checkpoint)
-    selection = state.get("selection") or {"m": cfg.model.fusion.m, "n": cfg.model.fusion.n}
-    m, n = int(selection["m"]), int(selection["n"])
-    data_path, overrides = (data, []) if data else (cfg.data, cfg.data_overrides)
-    preprocess = load_data_config(resolve_path(data_path), overrides).preprocess
+    selection = selected_fusion(cfg, state)
+    m, n = selection["m"], selection["n"]
+    preprocess = checkpoint_preprocess(cfg, state, data, f"checkpoint {checkpoint}")
     batch = torch.export.Dim("batch", min=1, max=4096)
     program = torch.onnx.export(
         FusedRecognizer(model, m, n), example_inputs(preprocess), input_names=list(INPUTS),
@@ -85,8 +124,12 @@ def export_onnx(checkpoint: str | Path, out: str | Path, data: str | None = None
     )  # fmt: skip
     if program is None:
         raise ExportError(f"torch.onnx.export returned no program for {checkpoint}")
+    proto = program.model_proto
+    for key, value in onnx_metadata(preprocess, selection, cfg.model.modalities).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
     with atomic_write(out, "wb") as handle:
-        handle.write(program.model_proto.SerializeToString())
+        handle.write(proto.SerializeToString())
     return {
         "onnx": str(out),
         "checkpoint": str(checkpoint),

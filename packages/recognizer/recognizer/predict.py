@@ -1,5 +1,7 @@
-"""``recognizer predict``: an ABAW test submission (a label for every frame of every track of a split) from
-a checkpoint, with its fusion (m, n) and smoothing window; ``--probs`` adds the per-frame probabilities.
+"""``recognizer predict``: with ``--video``, predictions on recordings of one's own
+(recognizer/predict_video.py); otherwise an ABAW test submission (a label for every frame of every track
+of a split) from a checkpoint, with its fusion (m, n) and smoothing window; ``--probs`` adds the per-frame
+probabilities.
 
 Format (DATASETS.md, "Test submission"): the header, then ``<track>/<frame:05d>.jpg,<label 0-7>`` for every
 frame 1..N of every track; ``recognizer validate-submission`` (recognizer/submission.py) checks one.
@@ -123,9 +125,14 @@ def write_probabilities(tracks: dict[str, tuple[np.ndarray, np.ndarray]], path: 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", type=Path, required=True)
+    from recognizer import predict_video
+
+    parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--data", default=None, help="data config (default: the checkpoint's)")
-    parser.add_argument("--out", type=Path, required=True, help="submission file to write")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="submission file to write (with --video: a folder)"
+    )
+    predict_video.add_arguments(parser)
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--source", default="affwild2", help="data-config source to predict")
     parser.add_argument("--probs", type=Path, default=None, help="also write per-frame probabilities")
@@ -133,6 +140,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.video:
+        from recognizer import predict_video
+
+        return predict_video.run(args)
+    if args.checkpoint is None or args.onnx is not None:
+        raise DataError("a submission needs --checkpoint (--onnx runs with --video)")
     tracks = predict_tracks(
         args.checkpoint, data=args.data, split=args.split, source=args.source, batch_size=args.batch_size
     )

@@ -325,6 +325,7 @@ def save_epoch(loop: Loop, epoch: int, val_f1: float) -> None:
         "step": loop.step,
         "best_f1": max(loop.best_f1, val_f1),
         "rng": rng_state(),
+        "preprocess": to_dict(loop.data.data_config.preprocess),  # how to read a new recording (predict)
     }
     if val_f1 > loop.best_f1:
         loop.best_f1 = val_f1

@@ -41,7 +41,9 @@ class PreprocessConfig:
     n_mels: int = 64  # METHOD.md default
     win_ms: float = 25.0  # standard speech frame: a few pitch periods
     hop_ms: float = 10.0  # standard speech hop: 100 spectrogram steps per second
-    face_detector: Literal["haar", "none"] = "haar"  # OpenCV's bundled cascade: ships in the wheel
+    # haar: OpenCV's bundled cascade; mtcnn: facenet-pytorch's MTCNN (both ship in their wheels); none
+    face_detector: Literal["haar", "mtcnn", "none"] = "haar"
+    face_align: bool = True  # turn each crop so the eyes are level, where the detector gives eyes (mtcnn)
     # Haar boxes hug brows-to-mouth; 0.35 of the box side on each side frames the whole face the way
     # Aff-Wild2's aligned crops do (face ~60% of the crop).
     face_margin: float = 0.35

@@ -9,14 +9,16 @@ time (a clip-level track), and only a clip with no detection at all falls back t
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
 import cv2
 import numpy as np
 from einops import rearrange
 
-Box = tuple[int, int, int, int]  # x, y, width, height in the frame's pixels
+# x, y, width, height in the frame's pixels; a detector with eye landmarks (MTCNN) adds the roll that levels
+# the eyes, in degrees (counter-clockwise), as a fifth element: the crop is then rotated by it.
+Box = tuple
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 
 
@@ -78,6 +80,22 @@ def get_detector(min_neighbors: int = 5, detect_side: int = 320) -> HaarDetector
     return HaarDetector(min_neighbors, detect_side)
 
 
+def detectors_for(cfg) -> tuple[Callable[[np.ndarray], Box | None], Callable[[np.ndarray], Box | None]]:
+    """The (strict, permissive retry) detectors that ``cfg`` (a PreprocessConfig) names: OpenCV's Haar
+    cascade or MTCNN (:mod:`expr_common.data.mtcnn`)."""
+    if cfg.face_detector == "mtcnn":
+        from expr_common.data.mtcnn import PERMISSIVE, STRICT, get_mtcnn
+
+        return (
+            get_mtcnn(STRICT, cfg.detect_side, cfg.face_align),
+            get_mtcnn(PERMISSIVE, cfg.detect_side, cfg.face_align),
+        )
+    return (
+        get_detector(cfg.face_min_neighbors, cfg.detect_side),
+        get_detector(cfg.face_retry_min_neighbors, cfg.detect_side),
+    )
+
+
 def needs_detection(domain: str, from_video: bool, faces: str = "auto") -> bool:
     """``faces`` of a source: "auto" takes Aff-Wild2 crops and synthetic (GAN) frames as aligned faces
     and sends every other frame (AFEW, CK+, manifest videos) through the detector."""
@@ -86,21 +104,33 @@ def needs_detection(domain: str, from_video: bool, faces: str = "auto") -> bool:
     return not (domain == "synthetic" or (domain == "affwild2" and not from_video))
 
 
-def fill_from_nearest(boxes: Sequence[Box | None], times: Sequence[int]) -> list[Box | None]:
-    """Each missing box replaced by the detection nearest in time (earlier wins a tie); all None when the
-    clip has no detection."""
-    found = [(t, b) for t, b in zip(times, boxes) if b is not None]
+def fill_from_nearest(
+    boxes: Sequence[Box | None], times: Sequence[int], max_gap: int | None = None
+) -> list[Box | None]:
+    """Each missing box replaced by the detection nearest in time (earlier wins a tie), if it lies at most
+    ``max_gap`` frames away (any distance when None); all None when there is no detection."""
+    found = sorted((int(t), i) for i, (t, b) in enumerate(zip(times, boxes)) if b is not None)
     if not found:
         return [None] * len(boxes)
-    return [
-        b if b is not None else min(found, key=lambda tb: (abs(tb[0] - t), tb[0]))[1]
-        for t, b in zip(times, boxes)
-    ]
+    at = np.array([t for t, _ in found], dtype=np.int64)
+    filled: list[Box | None] = []
+    for t, b in zip(times, boxes):
+        if b is not None:
+            filled.append(b)
+            continue
+        after = int(np.searchsorted(at, t))  # the first detection at or after t
+        around = [after] if after < len(at) else []
+        if after > 0:
+            around.append(int(np.searchsorted(at, at[after - 1])))  # the first one at the time before
+        near = min(around, key=lambda j: (abs(int(at[j]) - int(t)), int(at[j])))
+        close = max_gap is None or abs(int(at[near]) - int(t)) <= max_gap
+        filled.append(boxes[found[near][1]] if close else None)
+    return filled
 
 
 def expand_box(box: Box, margin: float) -> tuple[int, int, int]:
     """A square ``(x0, y0, side)`` around ``box`` grown by ``margin`` of its side on every side."""
-    x, y, w, h = box
+    x, y, w, h = box[:4]
     side = max(w, h) * (1 + 2 * margin)
     cx, cy = x + w / 2, y + h / 2
     return int(round(cx - side / 2)), int(round(cy - side / 2)), max(1, int(round(side)))
@@ -111,9 +141,15 @@ def centre_square(height: int, width: int) -> tuple[int, int, int]:
     return (width - side) // 2, (height - side) // 2, side
 
 
-def crop_square(image: np.ndarray, x0: int, y0: int, side: int, size: int) -> np.ndarray:
-    """``image[y0:y0+side, x0:x0+side]`` resized to ``size`` x ``size``; parts outside the frame repeat
-    its edge pixels (a hard black border would be an artefact the GAN learns to draw)."""
+def crop_square(image: np.ndarray, x0: int, y0: int, side: int, size: int, roll: float = 0.0) -> np.ndarray:
+    """``image[y0:y0+side, x0:x0+side]`` resized to ``size`` x ``size``, turned by ``roll`` degrees
+    (counter-clockwise) about its centre first; parts outside the frame repeat its edge pixels (a hard black
+    border would be an artefact the GAN learns to draw)."""
+    if roll:
+        centre = (x0 + side / 2, y0 + side / 2)
+        warp = cv2.getRotationMatrix2D(centre, roll, size / side)
+        warp[:, 2] += (size / 2 - centre[0], size / 2 - centre[1])
+        return cv2.warpAffine(image, warp, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     height, width = image.shape[:2]
     pad = max(0, -x0, -y0, x0 + side - width, y0 + side - height)
     if pad:
@@ -125,13 +161,17 @@ def crop_square(image: np.ndarray, x0: int, y0: int, side: int, size: int) -> np
 
 
 def detect_clip(
-    frames: Sequence[np.ndarray], times: Sequence[int], detectors: Sequence[HaarDetector]
+    frames: Sequence[np.ndarray],
+    times: Sequence[int],
+    detectors: Sequence[Callable[[np.ndarray], Box | None]],
+    strict_known: dict[int, Box | None] | None = None,
 ) -> list[Box | None]:
     """A box (or None) per frame. Each detector (strict first) runs on every distinct frame until the clip
-    has a detection: a permissive retry only where the strict pass found nothing at all."""
+    has a detection: a permissive retry only where the strict pass found nothing at all. ``strict_known``
+    (frame -> the strict detector's answer) is read and filled, so overlapping windows detect a frame once."""
     boxes: list[Box | None] = [None] * len(frames)
-    for detector in detectors:
-        found: dict[int, Box | None] = {}
+    for k, detector in enumerate(detectors):
+        found: dict[int, Box | None] = strict_known if k == 0 and strict_known is not None else {}
         for i, (frame, t) in enumerate(zip(frames, times)):
             if t not in found:  # a short clip repeats frames; detect each once
                 found[t] = detector(frame)
@@ -148,7 +188,7 @@ def face_crops(
     size: int,
     detect: bool,
     margin: float = 0.35,
-    detectors: Sequence[HaarDetector] = (),
+    detectors: Sequence[Callable[[np.ndarray], Box | None]] = (),
     boxes: Sequence[Box | None] | None = None,
 ) -> tuple[np.ndarray, FaceStats]:
     """K RGB frames (uint8 ``[H, W, 3]``, at frame indices ``times``) -> uint8 ``[K, 3, size, size]``.
@@ -169,7 +209,8 @@ def face_crops(
     crops = []
     for frame, box in zip(frames, tracked):
         square = centre_square(*frame.shape[:2]) if box is None else expand_box(box, margin)
-        crops.append(crop_square(frame, *square, size))
+        roll = float(box[4]) if box is not None and len(box) > 4 else 0.0
+        crops.append(crop_square(frame, *square, size, roll))
     stats.clips_centre_crop = int(all(b is None for b in tracked))
     return rearrange(np.stack(crops), "k h w c -> k c h w"), stats
 

@@ -20,7 +20,7 @@ import torch
 
 from expr_common.data.audio import load_wave, silent_log_mel, window_log_mel
 from expr_common.data.config import PreprocessConfig
-from expr_common.data.faces import FaceStats, face_crops, get_detector, read_image
+from expr_common.data.faces import FaceStats, detectors_for, face_crops, read_image
 from expr_common.data.refs import SampleRef
 from expr_common.labels import UNLABELLED
 from expr_common.media import MediaError, probe, read_video
@@ -231,14 +231,7 @@ def process_ref(ref: SampleRef, cfg: PreprocessConfig, detect: bool) -> RefResul
                 sizes.add(images[i].shape[:2])
         return images.get(i)
 
-    detectors = (
-        (
-            get_detector(cfg.face_min_neighbors, cfg.detect_side),
-            get_detector(cfg.face_retry_min_neighbors, cfg.detect_side),
-        )
-        if detect
-        else ()
-    )
+    detectors = detectors_for(cfg) if detect else ()
     for planned in _plan(ref, n_frames, fps, cfg):
         if per_frame and planned.label == UNLABELLED and ref.split != "test":
             out.skipped["window without annotated frame"] += 1

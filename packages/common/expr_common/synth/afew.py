@@ -82,10 +82,12 @@ def render_clip(job: ClipJob, root: Path, spec: AfewSpec) -> dict:
     lowres = 2.0 if rng.random() < style.lowres_prob else 1.0
     frames = np.empty((job.frames, spec.height, spec.width, 3), np.uint8)
     render_size = min(side, 96)
+    boxes = []
     for i, (aus, pose) in enumerate(poses):
         frame = bg.copy()
         x0 = int(np.clip(cx + drift[0] * i, 0, spec.width - side))
         y0 = int(np.clip(cy + drift[1] * i, 0, spec.height - side))
+        boxes.append([x0, y0, side])
         styles.draw_face(frame, (x0, y0, side), identity, aus, pose, render_size, light, light_strength)
         vignette = 1.0 - 0.35 * (
             np.linspace(-1, 1, spec.width)[None, :] ** 2 + np.linspace(-1, 1, spec.height)[:, None] ** 2
@@ -101,4 +103,5 @@ def render_clip(job: ClipJob, root: Path, spec: AfewSpec) -> dict:
         "label": job.label,
         "frames": job.frames,
         "path": clip_path(job),
+        "face_boxes": boxes,  # per frame, the square the face is drawn into: x0, y0, side
     }

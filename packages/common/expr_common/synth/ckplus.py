@@ -123,6 +123,7 @@ def render_subject(job: SubjectJob, root: Path, spec: CkplusSpec) -> list[dict]:
                 "label": label if seq.labelled else -1,
                 "code": seq.code,
                 "peak": f"{IMAGES_DIR}/{job.subject}/{seq.number:03d}/{stem}_{seq.frames:08d}.png",
+                "face_box": [int(x0), int(y0), side],  # every frame's face square: x0, y0, side
             }
         )
     return records

@@ -27,6 +27,7 @@ from expr_common.synth.presets import SynthConfig
 DATASETS = ("ckplus", "afew", "affwild2")
 CORPUS_INFO = "corpus.json"
 CONTACT_SHEET = "contact_sheet.png"
+FACE_BOXES = "face_boxes.json"  # where the renderer drew each face (benchmarks/face_detectors.py)
 _SPLIT_ORDER = ("labelled", "unlabelled", "train", "val", "test")
 CKPLUS_VAL_EVERY = 5  # every 5th CK+ subject goes to the manifest's val split (subject-wise)
 
@@ -100,6 +101,11 @@ def generate(config: SynthConfig, out: str | Path, force: bool = False) -> dict[
     _write_manifests(tmp, records)
     summary = _summary(config, records)
     (tmp / CORPUS_INFO).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    boxes = {
+        "afew": {r["path"]: r["face_boxes"] for r in records["afew"]},
+        "ckplus": {f"{r['subject']}/{r['sequence']}": r["face_box"] for r in records["ckplus"]},
+    }
+    (tmp / FACE_BOXES).write_text(json.dumps(boxes) + "\n", encoding="utf-8")
     from expr_common.synth.contact import contact_sheet  # matplotlib is slow to import; only here
 
     contact_sheet(tmp, records, tmp / CONTACT_SHEET)

@@ -1,0 +1,63 @@
+"""A trained recognizer as one call on windows, from a checkpoint (PyTorch) or an export (onnxruntime):
+``predictor(video, audio, has_video, has_audio) -> {prob, prob_v, prob_a}`` on numpy arrays in the cache's
+formats, with the fusion (m, n) chosen on validation; ``preprocess`` is the data preprocessing it was
+trained with and ``window`` its smoothing window, so a new recording is read the way its training data was.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from expr_common.config import from_dict
+from expr_common.data.config import PreprocessConfig
+from recognizer.export import (
+    META_MODALITIES,
+    META_PREPROCESS,
+    META_SELECTION,
+    FusedRecognizer,
+    checkpoint_preprocess,
+    selected_fusion,
+)
+
+
+class TorchPredictor:
+    def __init__(self, checkpoint: str | Path, data: str | Path | None = None) -> None:
+        from recognizer.evaluate import load_model
+
+        model, cfg, state = load_model(checkpoint)
+        self.selection = selected_fusion(cfg, state)
+        self.window = self.selection["window"]
+        self.modalities = cfg.model.modalities
+        self.preprocess = checkpoint_preprocess(cfg, state, data, f"checkpoint {checkpoint}")
+        self.model = FusedRecognizer(model, self.selection["m"], self.selection["n"])
+
+    @torch.inference_mode()
+    def __call__(self, video, audio, has_video, has_audio) -> dict[str, np.ndarray]:
+        prob, prob_v, prob_a = self.model(
+            torch.from_numpy(np.ascontiguousarray(video)),
+            torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
+            torch.from_numpy(np.asarray(has_video, bool)),
+            torch.from_numpy(np.asarray(has_audio, bool)),
+        )
+        return {"prob": prob.numpy(), "prob_v": prob_v.numpy(), "prob_a": prob_a.numpy()}
+
+
+class OnnxPredictor:
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        from recognizer.onnx_runtime import OnnxModelError, OnnxRecognizer
+
+        self.session = OnnxRecognizer(path, threads)
+        meta = self.session.session.get_modelmeta().custom_metadata_map
+        if META_PREPROCESS not in meta:
+            raise OnnxModelError(f"{path}: carries no preprocessing metadata; export it again")
+        self.preprocess = from_dict(json.loads(meta[META_PREPROCESS]), PreprocessConfig, str(path))
+        self.selection = json.loads(meta[META_SELECTION])
+        self.window = int(self.selection.get("window") or 1)
+        self.modalities = meta.get(META_MODALITIES, "av")
+
+    def __call__(self, video, audio, has_video, has_audio) -> dict[str, np.ndarray]:
+        return self.session(video, audio, has_video, has_audio)
