@@ -51,10 +51,13 @@ def test_chain_on_tiny_writes_a_report_that_agrees_with_its_sources(
         assert body["mean"] == pytest.approx(statistics.fmean(seeds))
         assert body["std"] == pytest.approx(statistics.stdev(seeds))
         assert f"{body['mean']:.3f} +- {body['std']:.3f}" in report
-    # The synthetic arm really trained on synthetic samples; the source-real arm on AFEW / CK+ samples.
-    for arm in ("synthetic", "source_real"):
+    # The synthetic arm really trained on synthetic samples; the source-real arm on AFEW / CK+ samples; the
+    # edited arm on the edited clips.
+    assert set(numbers["arms"]) == {"baseline", "synthetic", "source_real", "edited"}
+    for arm, kind in (("synthetic", "synthetic"), ("source_real", "source_real"), ("edited", "synthetic")):
         extra = json.loads((run / "arms" / arm / "seed0" / "extra_data.json").read_text())
-        assert extra[0]["name"] == arm and extra[0]["used"] > 0
+        assert extra[0]["name"] == kind and extra[0]["used"] > 0
+    assert extra[0]["cache"] == str(run / "edited" / "cache")  # the edited clips, not the sampled ones
 
     # Pre-training: a V-only run on AFEW + CK+ only; the fine-tuned cells loaded its visual branch and head
     # and are reported beside the cells from scratch with their own seeds' numbers.
@@ -84,6 +87,20 @@ def test_chain_on_tiny_writes_a_report_that_agrees_with_its_sources(
     for name, row in fidelity["classes"].items():
         if row["synth_recall"] is not None:
             assert re.search(rf"\| {name} \| {row['synth_recall']:.2f} \| {row['n_synth']} \|", report)
+    # The edited arm: real training windows edited by the editing GAN, measured like the sampled faces.
+    edited = numbers["edited"]
+    edit_fid = json.loads((run / "fid_edit" / "report.json").read_text())
+    assert (
+        edited["fid"]["fid"] == edit_fid["fid"]
+        and f"| edited vs real Aff-Wild2 (val) | {edit_fid['fid']:.1f} |" in report
+    )
+    assert "--real-split val" in (run / "logs" / "fid_edit.log").read_text()
+    identity = json.loads((run / "edited" / "edit_report.json").read_text())
+    assert (
+        edited["identity"]["nearest_own_source"] == identity["nearest_own_source"] and identity["clips"] == 16
+    )
+    assert "**+ edited**" in numbers["verdict"] and "## Edited real faces" in report
+    assert "kind: edit" in (run / "gan_edit" / "config.yaml").read_text()
     # The fusion grid printed is the baseline's selection.
     selection = json.loads((run / "ablation" / "gcsa_cf_av" / "seed0" / "selection.json").read_text())
     assert numbers["fusion"]["grid"] == selection["grid"]

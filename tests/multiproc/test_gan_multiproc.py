@@ -45,6 +45,21 @@ def test_two_processes_keep_identical_generators_and_discriminators(two):
     assert saved["step"] == 4 and saved["images_seen"] == 4 * 8 * 2  # both processes' reals, counted once
 
 
+def test_two_processes_keep_identical_editing_replicas(mp_cache, tmp_path):
+    """The editing GAN (model.kind: edit) through the same launch: its G, D and G_ema agree across ranks."""
+    run, dumps = tmp_path / "run", tmp_path / "dumps"
+    edit = ("model.kind=edit", "model.edit.width=8", "model.edit.res_blocks=1", "train.steps=2")
+    launched = launch(TORCHRUN, [str(REPLICAS), "gan-script", str(dumps), *_args(mp_cache, run, *edit)])
+    assert TWO_PROCESSES in launched.output
+    ranks = [torch.load(dumps / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    saved = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert "mask.weight" in saved["G"]  # the editor, not the sampler
+    for net in NETS:
+        for name in ranks[0][net]:
+            assert torch.equal(ranks[0][net][name], ranks[1][net][name]), f"{net}.{name}"
+            assert torch.equal(ranks[0][net][name], saved[net][name]), f"{net}.{name}"
+
+
 def test_only_the_main_process_writes(two, mp_cache, tmp_path):
     one = tmp_path / "one"
     assert train_main(_args(mp_cache, one)) == 0  # the same run in this process

@@ -68,13 +68,7 @@ def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
             ("gan",),
         )
     )
-    fid = cfg.fid
-    fid_cmd = [gan_aug, "fid", "--real", str(cache), "--real-domain", gen.domain, "--real-split", "train"]
-    fid_cmd += ["--fake", str(layout.synthetic), "--out", str(layout.fid_report)]
-    fid_cmd += ["--batch-size", str(fid.batch_size), "--cache-dir", str(layout.fid_cache)]
-    fid_cmd += [flag for flag, on in (("--per-class", fid.per_class), ("--kid", fid.kid)) if on]
-    fid_cmd += [flag for flag, on in (("--floor", fid.floor), ("--allow-small-n", fid.allow_small_n)) if on]
-    fid_cmd += ["--n", str(fid.n)] if fid.n else []
+    fid_cmd = _fid_command(cfg, layout, cache, layout.synthetic, layout.fid_report, "train")
     tasks.append(Task("fid", [fid_cmd], ("generate", "fid_weights")))
 
     base = resolve_path(cfg.recognizer)  # loaded per cell with its overrides (the stem fits their data)
@@ -97,6 +91,8 @@ def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
             tasks.append(_recognizer_task(task, cell, layout.arm(arm, seed), flags, deps, write=write))
     if cfg.pretrain.enabled:
         tasks += _pretrain_tasks(cfg, layout, base, rec_overrides, data_cfg, write)
+    if cfg.edit.enabled:
+        tasks += _edit_tasks(cfg, layout, cache, base, rec_overrides, write)
     judge = RunDir(layout.arm("baseline", 0))  # the baseline recognizer, trained on real data only
     tasks.append(
         Task(
@@ -134,6 +130,53 @@ def _pretrain_tasks(cfg: ChainConfig, layout: ChainDir, base: Path, overrides: l
             run_dir = layout.pretrained(modality, seed)
             task = ChainDir.pretrained_task(modality, seed)
             tasks.append(_recognizer_task(task, cell, run_dir, deps=(PRETRAIN_TASK,), write=write))
+    return tasks
+
+
+def _fid_command(
+    cfg: ChainConfig, layout: ChainDir, cache: Path, fake: Path, out: Path, split: str
+) -> list[str]:
+    """``gan-aug fid`` of ``fake`` against the real target frames of ``split`` (and their floor)."""
+    fid = cfg.fid
+    cmd = [tool("gan-aug"), "fid", "--real", str(cache), "--real-domain", cfg.generate.domain]
+    cmd += ["--real-split", split, "--fake", str(fake), "--out", str(out)]
+    cmd += ["--batch-size", str(fid.batch_size), "--cache-dir", str(layout.fid_cache)]
+    cmd += [flag for flag, on in (("--per-class", fid.per_class), ("--kid", fid.kid)) if on]
+    cmd += [flag for flag, on in (("--floor", fid.floor), ("--allow-small-n", fid.allow_small_n)) if on]
+    return cmd + (["--n", str(fid.n)] if fid.n else [])
+
+
+def _edit_tasks(cfg: ChainConfig, layout: ChainDir, cache: Path, base: Path, overrides, write):
+    """The + edited arm: the editing GAN, its edits of real training windows, their FID (the same command
+    as the sampled faces', on the edits) and class fidelity, and the recognizer trained with them."""
+    step, gan_aug = cfg.edit, tool("gan-aug")
+    train = [gan_aug, "train", "--config", step.gan, "--run-dir", str(layout.gan_edit.root)]
+    train += _sets([*cfg.data_sets, *step.gan_overrides]) + _continue(layout.gan_edit)
+    amount = ["--fill-to-max"] if step.fill_to_max else ["--per-class", str(step.per_class)]
+    edit = [gan_aug, "generate", "--mode", "edit", "--checkpoint", str(layout.gan_edit.last_checkpoint)]
+    edit += ["--from", cfg.data, *[x for o in cfg.data_overrides for x in ("--from-set", o)]]
+    edit += ["--source", step.source, *amount, "--clip-len", str(step.clip_len)]
+    edit += ["--seed", str(step.seed), "--out", str(layout.edited), "--overwrite"]
+    edit += ["--source-classes", ",".join(step.source_classes)] if step.source_classes else []
+    # The edits keep their sources' people and backgrounds, so they are measured against the validation
+    # videos (none of them edited), beside those videos' own floor; against the training frames they
+    # were made from they would look better than real data.
+    fid = _fid_command(cfg, layout, cache, layout.edited, layout.fid_edit_report, "val")
+    judge = RunDir(layout.arm("baseline", 0))
+    fidelity = [tool("expr-experiment"), "fidelity", "--checkpoint", str(judge.best_checkpoint)]
+    fidelity += ["--synthetic", str(layout.edited), "--real", str(cache), "--split", cfg.fidelity_split]
+    fidelity += ["--out", str(layout.fidelity_edit)]
+    tasks = [
+        Task("gan_edit", [train], ("prepare",)),
+        Task("edit", [edit], ("gan_edit",)),
+        Task("fid_edit", [fid], ("edit", "fid_weights")),
+        Task("fidelity_edit", [fidelity], ("edit", ChainDir.arm_task("baseline", 0))),
+    ]
+    for seed in range(cfg.seeds):
+        cell = cell_config(base, overrides, BASELINE_ROW, BASELINE_MODALITY, seed)
+        flags = ["--with-synthetic", "--synthetic", str(layout.edited)]
+        run_dir, task = layout.arm("edited", seed), ChainDir.arm_task("edited", seed)
+        tasks.append(_recognizer_task(task, cell, run_dir, flags, ("edit",), write=write))
     return tasks
 
 

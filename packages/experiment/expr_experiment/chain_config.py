@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from expr_experiment.layout import BASELINE_MODALITY, BASELINE_ROW
+from expr_experiment.layout import ARMS, BASELINE_MODALITY, BASELINE_ROW
 from recognizer.ablate import ROWS
 
 
@@ -51,6 +51,24 @@ class PretrainStep:
 
 
 @dataclass
+class EditStep:
+    """The ``+ edited`` arm (issue: editing GAN): an editing GAN (``model.kind: edit``) trained on the same
+    data, real Aff-Wild2 training windows edited into the classes ``gan-aug generate --mode edit`` tops up,
+    measured like the sampled faces (FID beside the floor, class fidelity, identity) and trained on by the
+    recognizer like ``+ synthetic``, every seed."""
+
+    enabled: bool = False
+    gan: str = "configs/gan_aug/demo_edit.yaml"
+    gan_overrides: list[str] = field(default_factory=list)
+    source: str = "affwild2"  # the data-config source whose training windows are edited
+    source_classes: list[str] = field(default_factory=list)  # empty: windows of every class
+    fill_to_max: bool = True  # else per_class
+    per_class: int = 0
+    clip_len: int = 8  # frames per edited clip (at most the cache's K)
+    seed: int = 0
+
+
+@dataclass
 class ChainConfig:
     preset: str = "demo"  # `expr-data synth` preset written to data/synthetic_<preset>
     corpus_seed: int = 0
@@ -60,15 +78,21 @@ class ChainConfig:
     gan_overrides: list[str] = field(default_factory=list)
     recognizer: str = "configs/recognizer/demo.yaml"
     recognizer_overrides: list[str] = field(default_factory=list)
-    seeds: int = 3  # per arm (baseline, + synthetic, + source-real)
+    seeds: int = 3  # per arm (baseline, + synthetic, + source-real, + edited)
     ablation_seeds: int = 1  # per Base / + GCSA cell; at most `seeds` (+ GCSA + CF cells get `seeds`)
     ablation_rows: list[str] = field(default_factory=lambda: list(ROWS))
     ablation_modalities: list[str] = field(default_factory=lambda: ["v", "a", "av"])
     generate: GenerateStep = field(default_factory=GenerateStep)
     fid: FidStep = field(default_factory=FidStep)
     pretrain: PretrainStep = field(default_factory=PretrainStep)
+    edit: EditStep = field(default_factory=EditStep)
     jobs: int = 2  # child processes at once (each one thread): the CPU's cores
     fidelity_split: str = "val"
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        """The recognizer arms this chain trains (the baseline is the full model's V+A ablation cell)."""
+        return (*ARMS, "edited") if self.edit.enabled else ARMS
 
     @property
     def data_sets(self) -> list[str]:

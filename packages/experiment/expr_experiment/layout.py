@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from expr_common.runs import CONFIG_FILE, REPORT_FILE, RunDir
+from gan_aug.generate_edit import EDIT_REPORT
 from gan_aug.grids import sample_grids
 from recognizer.ablate import cell_dir
 
-ARMS = ("baseline", "synthetic", "source_real")  # baseline = the + GCSA + CF, V+A ablation cell
+ARMS = ("baseline", "synthetic", "source_real")  # baseline = the + GCSA + CF, V+A ablation cell; + "edited"
 BASELINE_ROW, BASELINE_MODALITY = "gcsa_cf", "av"
 PRETRAIN_TASK = "pretrain"
 FIDELITY_JSON = "fidelity.json"
@@ -77,6 +78,31 @@ class ChainDir:
     def fidelity_confusion(self) -> Path:
         return self.fidelity / SYNTH_CONFUSION
 
+    # the editing GAN's side (the + edited arm)
+    @property
+    def gan_edit(self) -> RunDir:
+        return RunDir(self.root / "gan_edit")
+
+    def gan_edit_grids(self, domain: str) -> list[Path]:
+        return sample_grids(self.gan_edit.root, domain)
+
+    @property
+    def edited(self) -> Path:
+        """``gan-aug generate --mode edit --out``: the edited clips, their manifest and edit report."""
+        return self.root / "edited"
+
+    @property
+    def edit_report(self) -> Path:
+        return self.edited / EDIT_REPORT
+
+    @property
+    def fid_edit_report(self) -> Path:
+        return self.root / "fid_edit" / "report.json"
+
+    @property
+    def fidelity_edit(self) -> Path:
+        return self.root / "fidelity_edit"
+
     # the recognizer's side
     @property
     def ablation(self) -> Path:
@@ -120,8 +146,8 @@ class ChainDir:
             return cls.cell_task(BASELINE_ROW, BASELINE_MODALITY, seed)
         return f"arms/{arm}/seed{seed}"
 
-    def arm_runs(self, seeds: int) -> dict[str, list[Path]]:
-        return {arm: [self.arm(arm, s) for s in range(seeds)] for arm in ARMS}
+    def arm_runs(self, seeds: int, arms: tuple[str, ...] = ARMS) -> dict[str, list[Path]]:
+        return {arm: [self.arm(arm, s) for s in range(seeds)] for arm in arms}
 
     # the report
     @property

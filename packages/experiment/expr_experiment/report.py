@@ -20,7 +20,7 @@ from expr_common.atomic import write_json, write_text
 from expr_common.labels import CLASS_NAMES
 from expr_common.paths import resolve_path
 from expr_experiment.chain_config import ChainConfig
-from expr_experiment.layout import ChainDir
+from expr_experiment.layout import FIDELITY_JSON, ChainDir
 from expr_experiment.report_figures import plot_curves, plot_per_class
 from expr_experiment.report_tables import (
     ARM_LABELS,
@@ -46,13 +46,67 @@ def _rel(path: Path, root: Path) -> str:
     return os.path.relpath(path, root)
 
 
+def _or_dash(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def edited_section(cfg: ChainConfig, root: Path) -> dict:
+    """The + edited arm's inputs: the editing GAN's last grid, the edits' FID beside the floor, how well
+    they keep their people (``edit_report.json``) and their class fidelity; ``lines`` for report.md."""
+    layout = ChainDir(root)
+    grids = layout.gan_edit_grids(cfg.generate.domain)
+    fid_lines, fid = fid_section(root, layout.fid_edit_report, "edited", "val")
+    fidelity_lines, fidelity = fidelity_section(root, layout.fidelity_edit / FIDELITY_JSON)
+    identity = json.loads(layout.edit_report.read_text(encoding="utf-8"))
+    lines = ["## Edited real faces (the + edited arm)", ""]
+    if grids:
+        lines += [
+            "Last grid of the editing GAN: real Aff-Wild2 training faces in the first row, each row below "
+            f"them edited to one class: ![edit grid]({_rel(grids[-1], root)})",
+            "",
+        ]
+    lines += [
+        "### FID / KID of the edits",
+        "",
+        "Against the real validation videos (none of them edited) and their own floor: an edit keeps its "
+        "source's person and background, so against the training frames it was made from it would score "
+        "better than real data.",
+        "",
+        *fid_lines,
+        "",
+    ]
+    own = identity.get("nearest_own_source")
+    lines += [
+        "### Identity",
+        "",
+        f"{identity['clips']} edited clips of {identity['source_windows']} training windows "
+        f"({identity['subjects']} subjects). Mean change outside the mask "
+        f"{_or_dash(identity['mean_abs_change_outside_mask'])}, inside it "
+        f"{_or_dash(identity['mean_abs_change_inside_mask'])} (pixel range 0-1; none inside: the mask "
+        "never passed 0.5); the edited face is nearer its own source than any other subject's face in "
+        + (f"{own:.1%}" if own is not None else "-")
+        + " of the clips.",
+        "",
+        "### Class fidelity of the edits",
+        "",
+        *fidelity_lines,
+        "",
+    ]
+    return {
+        "lines": lines,
+        "fid": fid,
+        "fidelity": fidelity,
+        "identity": {"file": str(layout.edit_report), **identity},
+    }
+
+
 def write_report(cfg: ChainConfig, root: Path, timings: dict[str, float], wall_s: float | None) -> Path:
     """Gather every step's results into ``root/report.md`` and ``root/report.json``."""
     root = Path(root)
     layout = ChainDir(root)
     figures = layout.figures
     figures.mkdir(parents=True, exist_ok=True)
-    arms = arm_table(root, cfg.seeds)
+    arms = arm_table(root, cfg.seeds, cfg.arms)
     # Every cell is trained already (summary.json): this only gathers the table.
     ablation = ablate(
         resolve_path(cfg.recognizer),
@@ -65,7 +119,7 @@ def write_report(cfg: ChainConfig, root: Path, timings: dict[str, float], wall_s
     fid_lines, fid = fid_section(root)
     fidelity_lines, fidelity = fidelity_section(root)
     per_class_png = plot_per_class(arms, layout.per_class_png)
-    curves_png = plot_curves(root, cfg.seeds, layout.curves_png)
+    curves_png = plot_curves(root, cfg.seeds, layout.curves_png, cfg.arms)
     grids = layout.gan_grids(cfg.generate.domain)
     grid = grids[-1] if grids else None
     baseline0 = layout.arm("baseline", 0)
@@ -115,7 +169,7 @@ def write_report(cfg: ChainConfig, root: Path, timings: dict[str, float], wall_s
         f"![training curves]({_rel(curves_png, root)})",
     ]
     md += ["", "Confusion matrices (validation, seed 0):", ""]
-    for arm, runs in layout.arm_runs(cfg.seeds).items():
+    for arm, runs in layout.arm_runs(cfg.seeds, cfg.arms).items():
         md.append(f"- {ARM_LABELS[arm]}: ![{arm}]({_rel(runs[0] / CONFUSION_FILE, root)})")
     md += ["", "## Synthetic data", ""]
     if grid is not None:
@@ -135,6 +189,9 @@ def write_report(cfg: ChainConfig, root: Path, timings: dict[str, float], wall_s
         f"![synthetic confusion]({_rel(layout.fidelity_confusion, root)})",
         "",
     ]
+    edited = edited_section(cfg, root) if cfg.edit.enabled else None
+    if edited is not None:
+        md += edited.pop("lines")
     md += ["## Fusion grid (baseline, seed 0)", ""]
     if selection.get("grid") is not None:
         md.append("Validation macro-F1 of P = (m Pa + n Pv) / (m + n); rows m = 1..5, columns n = 1..5.")
@@ -190,6 +247,7 @@ def write_report(cfg: ChainConfig, root: Path, timings: dict[str, float], wall_s
         "verdict": statement,
         "fid": fid,
         "fidelity": fidelity,
+        "edited": edited,
         "fusion": {
             "file": str(baseline0 / SELECTION_FILE),
             **{k: selection.get(k) for k in ("m", "n", "window", "grid")},

@@ -17,6 +17,7 @@ ARM_LABELS = {
     "baseline": "Baseline (real Aff-Wild2)",
     "synthetic": "+ synthetic",
     "source_real": "+ source-real",
+    "edited": "+ edited",
 }
 
 
@@ -47,9 +48,11 @@ def seed_stats(runs: list[Path], per_class: bool = False) -> dict[str, Any]:
     return body
 
 
-def arm_table(root: Path, seeds: int) -> dict[str, Any]:
-    """Per arm: :func:`seed_stats` with the per-class F1."""
-    return {arm: seed_stats(runs, per_class=True) for arm, runs in ChainDir(root).arm_runs(seeds).items()}
+def arm_table(root: Path, seeds: int, arms: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Per arm (``arms``: the chain's, default the three of every chain): :func:`seed_stats` with the
+    per-class F1."""
+    runs = ChainDir(root).arm_runs(seeds, arms) if arms else ChainDir(root).arm_runs(seeds)
+    return {arm: seed_stats(paths, per_class=True) for arm, paths in runs.items()}
 
 
 def modality_table(root: Path, cfg) -> dict[str, Any]:
@@ -144,11 +147,44 @@ def verdict(arms: dict[str, Any]) -> str:
         f" For comparison, adding the real AFEW and CK+ samples directly (+ source-real) changed macro-F1 by "
         f"{src['mean'] - base['mean']:+.3f}."
     )
+    if "edited" in arms:
+        text += " " + edited_verdict(base, arms["edited"])
     return text
 
 
-def fid_section(root: Path) -> tuple[list[str], dict[str, Any]]:
-    path = ChainDir(root).fid_report
+def class_changes(base: dict[str, Any], arm: dict[str, Any]) -> str:
+    """Every class's mean F1 change from the baseline to ``arm``."""
+    changes = [
+        f"{name} {arm['per_class_f1'][name] - base['per_class_f1'][name]:+.3f}"
+        for name in CLASS_NAMES
+        if arm["per_class_f1"][name] is not None and base["per_class_f1"][name] is not None
+    ]
+    return ", ".join(changes)
+
+
+def edited_verdict(base: dict[str, Any], edited: dict[str, Any]) -> str:
+    """Did training with the edited real faces beat the baseline by more than one seed std?"""
+    diff = edited["mean"] - base["mean"]
+    spread = max(base["std"], edited["std"], 1e-9)
+    head = (
+        f"**+ edited** (real Aff-Wild2 training windows edited into other classes by the editing GAN) "
+        f"changed macro-F1 by {diff:+.3f} against a seed std of {spread:.3f}: "
+    )
+    if diff > spread:
+        head += "it beats the baseline by more than the spread."
+    elif diff > 0:
+        head += "it does not beat the baseline by more than the spread."
+    else:
+        head += "it does not beat the baseline."
+    return head + f" Per class: {class_changes(base, edited)}."
+
+
+def fid_section(
+    root: Path, path: Path | None = None, what: str = "synthetic", split: str = "train"
+) -> tuple[list[str], dict[str, Any]]:
+    """The FID table of the sampled faces (``path``: another report of the same command, e.g. the edits',
+    against the real frames of ``split``)."""
+    path = path or ChainDir(root).fid_report
     report = json.loads(path.read_text(encoding="utf-8"))
     lines = ["| | FID | KID (x 1e3) | intra-FID (per class) | N real / fake used |", "|---|---|---|---|---|"]
 
@@ -160,7 +196,7 @@ def fid_section(root: Path) -> tuple[list[str], dict[str, Any]]:
         intra_text = f"{intra:.1f}" if isinstance(intra, (int, float)) else "-"
         return f"| {label} | {body['fid']:.1f} | {kid_text} | {intra_text} | {n_text} |"
 
-    lines.append(row("synthetic vs real Aff-Wild2 (train)", report))
+    lines.append(row(f"{what} vs real Aff-Wild2 ({split})", report))
     if "floor" in report:
         lines.append(row("real vs real (floor: two disjoint halves)", report["floor"]))
     vs = report.get("vs_floor")
@@ -168,9 +204,9 @@ def fid_section(root: Path) -> tuple[list[str], dict[str, Any]]:
         fid = vs["fid"]
         lines += [
             "",
-            f"At one equal N = {vs['n']} against half A of the real data: synthetic FID {fid['fake']:.1f}, "
-            f"real half B (the floor) {fid['floor']:.1f}; the synthetic data sits {fid['above_floor']:.1f} "
-            "above the floor.",
+            f"At one equal N = {vs['n']} against half A of the real data: {what} FID {fid['fake']:.1f}, "
+            f"real half B (the floor) {fid['floor']:.1f}: the {what} data's FID is "
+            f"{fid['fake'] / max(fid['floor'], 1e-9):.2f}x the floor ({fid['above_floor']:+.1f}).",
         ]
     classes = (report.get("per_class") or {}).get("classes") or {}
     if classes:
@@ -181,8 +217,8 @@ def fid_section(root: Path) -> tuple[list[str], dict[str, Any]]:
     return lines, {"file": str(path), **report}
 
 
-def fidelity_section(root: Path) -> tuple[list[str], dict[str, Any]]:
-    path = ChainDir(root).fidelity_json
+def fidelity_section(root: Path, path: Path | None = None) -> tuple[list[str], dict[str, Any]]:
+    path = path or ChainDir(root).fidelity_json
     body = json.loads(path.read_text(encoding="utf-8"))
     lines = [
         "| class | synthetic recognised | N synthetic | real val recognised | N real |",

@@ -21,7 +21,10 @@ SUBCOMMANDS: subcommands.Registry = {
         "FID, per-class FID and KID of generated images against real ones (and --floor)",
     ),
     "train": ("gan_aug.train", "train the class- and domain-conditional GAN on prepared caches"),
-    "generate": ("gan_aug.generate", "write synthetic faces or clips (PNG + manifest.csv) from a checkpoint"),
+    "generate": (
+        "gan_aug.generate_command",
+        "write synthetic faces or clips (PNG + manifest.csv) from a checkpoint, or edit real ones",
+    ),
 }
 
 

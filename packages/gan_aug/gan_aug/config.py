@@ -9,10 +9,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from expr_common.data.refs import SYNTHETIC_DOMAIN, valid_domain
 from expr_common.labels import NUM_CLASSES
+
+if TYPE_CHECKING:
+    import torch
 
 # The default domain table: a GAN's domain index is the position in its own table (GanModelConfig.domains),
 # which training sets from its data and stores in the checkpoint; these are the three datasets' names, in the
@@ -58,6 +61,21 @@ def base_size(resolution: int) -> int:
 def num_up_blocks(resolution: int) -> int:
     """Number of 2x up-blocks from the base map to ``resolution`` (= D's number of 2x down-blocks)."""
     return int(math.log2(resolution // base_size(resolution)))
+
+
+def check_labels(y: torch.Tensor, d: torch.Tensor, batch: int, num_classes: int, num_domains: int) -> None:
+    """Class and domain indices of a batch for G or D: shape [batch], in range (checked on the CPU)."""
+    if y.shape != (batch,) or d.shape != (batch,):
+        got = f"{tuple(y.shape)} and {tuple(d.shape)}"
+        raise ValueError(f"expected class and domain of shape [{batch}], got {got}")
+    # Unlabelled (-1) or out-of-range indices would fail deep inside an embedding with no names. Checked on
+    # CPU only: on a GPU the check would sync every step, and the embedding's own device assert fires there.
+    if y.is_cuda or d.is_cuda:
+        return
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f"class indices must be in 0..{num_classes - 1}, got {y.tolist()}")
+    if d.numel() and (int(d.min()) < 0 or int(d.max()) >= num_domains):
+        raise ValueError(f"domain indices must be in 0..{num_domains - 1}, got {d.tolist()}")
 
 
 def check_resolution(resolution: int) -> None:
@@ -173,7 +191,38 @@ class EmaConfig:
 
 
 @dataclass
+class EditConfig:
+    """The editing generator (``model.kind: edit``, gan_aug/edit_networks.py) and its losses' weights."""
+
+    width: int = 32  # channels of the first layer; StarGAN uses 64 at 128 px
+    down_blocks: int = 2  # StarGAN: two stride-2 convolutions down, two up
+    res_blocks: int = 4  # StarGAN uses 6 at 128 px; the faces here are smaller
+    mask_bias: float = -3.0  # the mask head's start: sigmoid(-3) = 0.05, an untrained G returns ~its input
+    class_weight: float = 1.0  # StarGAN's lambda_cls: D's auxiliary classifier names the edit's target class
+    cycle_weight: float = 10.0  # StarGAN's lambda_rec: G(G(x, c'), c_x) ~ x
+    identity_weight: float = 5.0  # G(x, c_x) ~ x: an edit to the face's own class changes nothing
+    mask_weight: float = 0.1  # GANimation's lambda_A: the mask's mean (edit as few pixels as needed)
+    smooth_weight: float = 1.0  # GANimation's total variation of the mask (mean squared neighbour step)
+    # StarGAN's mask vector, for labels of unequal trust: only these domains' labels teach D's classifier
+    # what each expression looks like (posed lab faces and movie clips); the others are edited, not learnt
+    # from. Domains missing from the data are ignored; at least one must be present.
+    label_domains: tuple[str, ...] = ("ckplus", "afew")
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.down_blocks < 0 or self.res_blocks < 0:
+            raise ValueError("edit.width must be positive and edit.down_blocks, edit.res_blocks >= 0")
+        weights = (self.class_weight, self.cycle_weight, self.identity_weight, self.mask_weight)
+        if min(*weights, self.smooth_weight) < 0:
+            raise ValueError("edit loss weights must be >= 0")
+        if not self.label_domains or not all(valid_domain(d) for d in self.label_domains):
+            raise ValueError(f"edit.label_domains must be domain names, got {self.label_domains}")
+
+
+@dataclass
 class GanModelConfig:
+    # sample: BigGAN-style, draws faces from noise; edit: StarGAN/GANimation-style, edits real faces into
+    # a target class (the generator is `edit`'s, D stays the projection discriminator)
+    kind: Literal["sample", "edit"] = "sample"
     num_classes: int = NUM_CLASSES  # the ABAW label space (expr_common.labels)
     # The domain table (the GAN embeds each name): set from the training data by `train`, stored in the
     # checkpoint, the names `generate --domain` accepts. Defaults to DOMAINS above.
@@ -183,6 +232,7 @@ class GanModelConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     ema: EmaConfig = field(default_factory=EmaConfig)
+    edit: EditConfig = field(default_factory=EditConfig)
 
     @property
     def num_domains(self) -> int:

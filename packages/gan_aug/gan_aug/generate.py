@@ -10,7 +10,6 @@ and asking for more samples of a class keeps the first ones. G_ema and its confi
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 import shutil
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn.utils import parametrize
 from torchvision.io import write_png
 
@@ -30,9 +30,8 @@ from expr_common.data.manifest import MANIFEST
 from expr_common.errors import ExprError
 from expr_common.labels import CLASS_NAMES, parse_label
 from expr_common.logs import progress
-from expr_common.subcommands import positive_int
 from gan_aug.config import domain_index
-from gan_aug.networks import Generator
+from gan_aug.networks import build_networks
 from gan_aug.run_config import stored_config
 
 WALK_SCALE = 0.35  # size of a clip's latent excursion around its base z: moves the expression, keeps the face
@@ -141,8 +140,9 @@ def latent_walk(
     return z.clamp(-truncation, truncation) if truncation is not None else z
 
 
-def load_generator(checkpoint: str | Path, device: str | torch.device) -> tuple[Generator, dict[str, Any]]:
-    """G_ema rebuilt from the config stored in the checkpoint (no YAML needed), in eval mode."""
+def load_generator(checkpoint: str | Path, device: str | torch.device) -> tuple[nn.Module, dict[str, Any]]:
+    """G_ema (the sampling or the editing generator) rebuilt from the config stored in the checkpoint (no
+    YAML needed), in eval mode."""
     state = load_checkpoint(checkpoint)
     if "G_ema" not in state:  # checked before its config is read: another kind's config fits no GAN schema
         kind = "a recognizer checkpoint (`recognizer train`)" if "model" in state else "not a GAN checkpoint"
@@ -150,7 +150,7 @@ def load_generator(checkpoint: str | Path, device: str | torch.device) -> tuple[
             f"{checkpoint} is {kind}: it holds no G_ema; give a `gan-aug train` checkpoint (last.pt, best.pt)"
         )
     config = stored_config(state, checkpoint)
-    G = Generator(config.model.generator, config.model.num_classes, config.model.num_domains)
+    G, _ = build_networks(config.model)
     G.load_state_dict(state["G_ema"])
     G.eval()
     for module in G.modules():  # bake spectral norm in: in eval mode it is a fixed rescaling of each weight
@@ -213,6 +213,8 @@ def generate(
         raise GenerateError(f"{manifest} exists: choose another --out or pass --overwrite")
     G, state = load_generator(checkpoint, default_device(device))
     config = stored_config(state, checkpoint)
+    if config.model.kind != "sample":
+        raise GenerateError(f"{checkpoint} is an editing GAN: it edits real faces (--mode edit --from DATA)")
     domains, domain = config.model.domains, domain or config.target_domain
     if domain not in domains:
         raise GenerateError(f"--domain {domain}: this GAN was trained on the domains {', '.join(domains)}")
@@ -261,51 +263,3 @@ def generate(
     out.mkdir(parents=True, exist_ok=True)
     manifest_csv.write(manifest, rows)
     return GenerateResult(out, manifest, {CLASS_NAMES[c]: n for c, n in plan.items()}, clip_len)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
-    add("--checkpoint", type=Path, required=True, help="a gan-aug training checkpoint (last.pt / best.pt)")
-    add("--out", type=Path, required=True, help="output folder: class folders + manifest.csv")
-    add(
-        "--domain",
-        default=None,
-        help="whose style to draw: a domain the GAN was trained on (default: its target, affwild2)",
-    )
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument(
-        "--per-class", type=positive_int, default=None, metavar="N", help="N samples of every class"
-    )
-    mode.add_argument(
-        "--fill-to-max", action="store_true", help="top every class up to the largest real Aff-Wild2 class"
-    )
-    mode.add_argument("--counts", default=None, metavar="C=N,...", help='e.g. "Fear=500,Disgust=500"')
-    add("--clip-len", type=positive_int, default=1, metavar="K", help="frames per sample (1 = single faces)")
-    add("--truncation", type=float, default=None, metavar="T", help="redraw latent entries with |z| > T")
-    add("--seed", type=int, default=0)
-    add("--batch-size", type=positive_int, default=64, help="images per forward pass")
-    add("--device", default=None, help="cuda, cpu (default: cuda if available)")
-    add("--overwrite", action="store_true", help="write into an --out that already holds a manifest")
-
-
-def run(args: argparse.Namespace) -> int:
-    result = generate(
-        args.checkpoint,
-        args.out,
-        domain=args.domain,
-        per_class=args.per_class,
-        fill_to_max=args.fill_to_max,
-        counts=args.counts,
-        clip_len=args.clip_len,
-        truncation=args.truncation,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        device=args.device,
-        overwrite=args.overwrite,
-    )
-    total = sum(result.counts.values())
-    print(
-        f"wrote {total} samples ({', '.join(f'{k} {v}' for k, v in result.counts.items())}) to {result.out}"
-    )
-    print(f"manifest: {result.manifest}")
-    return 0

@@ -1,7 +1,8 @@
-"""Sample grids: rows = classes, columns = fixed latents, one PNG per domain.
+"""Sample grids: rows = classes, columns = fixed latents, one PNG per domain; for the editing GAN, the first
+row is real faces of the domain and each row below them edited to one class.
 
-The latents are fixed for the whole run (and equal across domains), so grids of successive steps show how
-the same faces evolve, and the grids of one step differ only by the domain's style.
+The latents (or source faces) are fixed for the whole run, so grids of successive steps show how the same
+faces evolve, and the grids of one step differ only by the domain's style.
 """
 
 from __future__ import annotations
@@ -81,4 +82,46 @@ def save_real_grids(table: FrameTable, resolution: int, columns: int, run_root: 
         path.parent.mkdir(parents=True, exist_ok=True)
         save_image(grid, path, nrow=columns, normalize=True, value_range=(-1.0, 1.0))
         paths.append(path)
+    return paths
+
+
+def edit_sources(table: FrameTable, columns: int, resolution: int) -> dict[str, torch.Tensor]:
+    """Per domain, ``columns`` of its training frames spread over its rows (several people and clips):
+    the faces the editing GAN's grids edit, fixed for the run."""
+    sources = {}
+    for d, domain in enumerate(table.domains):
+        members = torch.nonzero(table.domain == d).flatten()
+        if len(members):
+            picks = members[torch.linspace(0, len(members) - 1, min(columns, len(members))).long()]
+            sources[domain] = table.images(picks, resolution)
+    return sources
+
+
+@torch.no_grad()
+def save_edit_grids(
+    generator: nn.Module,
+    sources: dict[str, torch.Tensor],
+    num_classes: int,
+    run_root: Path,
+    step: int,
+    domains: Sequence[str] = DOMAINS,
+) -> list[Path]:
+    """One grid per domain: the source faces, then a row per class of their edits (G_ema in eval mode)."""
+    was_training = generator.training
+    generator.eval()
+    device = next(generator.parameters()).device
+    paths = []
+    for d, domain in enumerate(domains):
+        if domain not in sources:
+            continue
+        x = sources[domain].to(device)
+        rows = [x] + [
+            generator(x, torch.full((len(x),), c, device=device), torch.full((len(x),), d, device=device))
+            for c in range(num_classes)
+        ]
+        path = grid_path(run_root, step, domain)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_image(torch.cat(rows).float().cpu(), path, nrow=len(x), normalize=True, value_range=(-1.0, 1.0))
+        paths.append(path)
+    generator.train(was_training)
     return paths

@@ -15,7 +15,14 @@ from einops import rearrange, reduce
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from gan_aug.config import DiscriminatorConfig, GanModelConfig, GeneratorConfig, base_size, num_up_blocks
+from gan_aug.config import (
+    DiscriminatorConfig,
+    GanModelConfig,
+    GeneratorConfig,
+    base_size,
+    check_labels,
+    num_up_blocks,
+)
 
 
 def _sn_conv(c_in: int, c_out: int, kernel: int) -> nn.Module:
@@ -37,20 +44,6 @@ def _embedding(num: int, dim: int, sn: bool) -> nn.Module:
     embed = nn.Embedding(num, dim)
     nn.init.orthogonal_(embed.weight)
     return spectral_norm(embed) if sn else embed
-
-
-def _check_labels(y: torch.Tensor, d: torch.Tensor, batch: int, num_classes: int, num_domains: int) -> None:
-    if y.shape != (batch,) or d.shape != (batch,):
-        got = f"{tuple(y.shape)} and {tuple(d.shape)}"
-        raise ValueError(f"expected class and domain of shape [{batch}], got {got}")
-    # Unlabelled (-1) or out-of-range indices would fail deep inside an embedding with no names. Checked on
-    # CPU only: on a GPU the check would sync every step, and the embedding's own device assert fires there.
-    if y.is_cuda or d.is_cuda:
-        return
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        raise ValueError(f"class indices must be in 0..{num_classes - 1}, got {y.tolist()}")
-    if d.numel() and (int(d.min()) < 0 or int(d.max()) >= num_domains):
-        raise ValueError(f"domain indices must be in 0..{num_domains - 1}, got {d.tolist()}")
 
 
 class ConditionalBatchNorm2d(nn.Module):
@@ -118,7 +111,7 @@ class Generator(nn.Module):
         B = z.shape[0]
         if z.shape != (B, self.cfg.z_dim):
             raise ValueError(f"expected z of shape [B, {self.cfg.z_dim}], got {tuple(z.shape)}")
-        _check_labels(y, d, B, self.num_classes, self.num_domains)
+        check_labels(y, d, B, self.num_classes, self.num_domains)
         shared = torch.cat([self.class_embed(y), self.domain_embed(d)], dim=1)  # [B, 2E]
         z_first, *z_blocks = torch.split(z, self.z_chunks, dim=1)
         if not z_blocks:  # flat z: every block sees the embedding alone
@@ -191,7 +184,7 @@ class Discriminator(nn.Module):
         if (C, H, W) != (3, self.cfg.resolution, self.cfg.resolution):
             r = self.cfg.resolution
             raise ValueError(f"expected images [B, 3, {r}, {r}], got {tuple(x.shape)}")
-        _check_labels(y, d, B, self.num_classes, self.num_domains)
+        check_labels(y, d, B, self.num_classes, self.num_domains)
         # Sum (not mean) pooling as in BigGAN/SNGAN: the projection's scale then grows with the map size.
         h = reduce(F.relu(self.blocks(x)), "b c h w -> b c", "sum")
         unconditional = rearrange(self.linear(h), "b 1 -> b")
@@ -212,12 +205,16 @@ class Discriminator(nn.Module):
         return parts.logits, parts.features @ self.class_embed.weight.t()
 
 
-def build_networks(cfg: GanModelConfig) -> tuple[Generator, Discriminator]:
-    """G and D of a model config (the checkpoint's config rebuilds the same pair)."""
-    return (
-        Generator(cfg.generator, cfg.num_classes, cfg.num_domains),
-        Discriminator(cfg.discriminator, cfg.num_classes, cfg.num_domains),
-    )
+def build_networks(cfg: GanModelConfig) -> tuple[nn.Module, Discriminator]:
+    """G and D of a model config (the checkpoint's config rebuilds the same pair): the sampling generator,
+    or with ``kind: edit`` the editing one (gan_aug/edit_networks.py)."""
+    if cfg.kind == "edit":
+        from gan_aug.edit_networks import EditGenerator
+
+        G: nn.Module = EditGenerator(cfg.edit, cfg.generator.resolution, cfg.num_classes, cfg.num_domains)
+    else:
+        G = Generator(cfg.generator, cfg.num_classes, cfg.num_domains)
+    return G, Discriminator(cfg.discriminator, cfg.num_classes, cfg.num_domains)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -40,7 +40,8 @@ from expr_common.runs import (
 )
 from expr_common.seeding import rng_state, seed_everything, set_rng_state
 from expr_common.synth.ondemand import prepare_data
-from gan_aug.grids import fixed_latents, save_real_grids, save_sample_grids
+from gan_aug.edit_trainer import EditTrainer
+from gan_aug.grids import edit_sources, fixed_latents, save_edit_grids, save_real_grids, save_sample_grids
 from gan_aug.run_config import GanTrainConfig, load_train_config, stored_config
 from gan_aug.sampling import (
     STREAM_NOISE,
@@ -78,7 +79,7 @@ def training_step(trainer: GanTrainer, loader: Any, config: GanTrainConfig) -> d
         if d_stats is None:
             return None
         stats.update(d_stats)
-    g_stats = trainer.g_phase(loop.batch_size, noise)  # G phase
+    g_stats = trainer.g_phase(loop.batch_size, noise, batches[-1])  # G phase
     if g_stats is None:
         return None
     trainer.ema_phase(loop.batch_size)  # EMA of G
@@ -89,6 +90,7 @@ def metrics_record(
     trainer: GanTrainer, stats: dict[str, float] | None, images_per_s: float
 ) -> dict[str, Any]:
     names = ("d_loss", "g_loss", "lecam", "d_class", "g_class", "real_logit_mean", "fake_logit_mean")
+    names += ("cycle", "identity", "mask", "smooth") if trainer.config.model.kind == "edit" else ()
     values = {n: (stats or {}).get(n) for n in names}
     return {
         "step": trainer.step,
@@ -138,7 +140,7 @@ def train(
         int((table.cell_counts() > 0).sum()),
         ", ".join(table.domains),
     )
-    trainer = GanTrainer(config, acc, CellSampler(table))
+    trainer = (EditTrainer if config.model.kind == "edit" else GanTrainer)(config, acc, CellSampler(table))
     best: dict[str, Any] | None = None
     if resume:
         check_fits(source, state, trainer.model_states(), config)  # before anything is loaded or written
@@ -159,9 +161,13 @@ def train(
             save_real_grids(table, config.model.generator.resolution, loop.grid_columns, out.root)
     start_tracking(acc)
     metrics = MetricsWriter(out.metrics, enabled=main)
-    grid_z = fixed_latents(
-        loop.seed, config.model.num_classes, loop.grid_columns, config.model.generator.z_dim
-    )
+    resolution = config.model.generator.resolution
+    if config.model.kind == "edit":  # grids edit the same real faces all run long
+        grid_inputs = edit_sources(table, loop.grid_columns, resolution)
+    else:
+        grid_inputs = fixed_latents(
+            loop.seed, config.model.num_classes, loop.grid_columns, config.model.generator.z_dim
+        )
     batches = FrameBatches(
         table,
         loop.batch_size,
@@ -199,8 +205,14 @@ def train(
             acc.log({k: v for k, v in result.last_metrics.items() if isinstance(v, (int, float))}, step=step)
             busy_s, busy_images = 0.0, 0
         if main and (step % loop.sample_every == 0 or last):
-            result.grids = save_sample_grids(
-                trainer.generator_ema, grid_z, config.model.num_classes, out.root, step, config.model.domains
+            save = save_edit_grids if config.model.kind == "edit" else save_sample_grids
+            result.grids = save(
+                trainer.generator_ema,
+                grid_inputs,
+                config.model.num_classes,
+                out.root,
+                step,
+                config.model.domains,
             )
         if fid_hook is not None and loop.fid_every > 0 and (step % loop.fid_every == 0 or last):
             scores = fid_hook(trainer.generator_ema, step) if main else {}

@@ -155,7 +155,10 @@ class GanTrainer:
         return stats
 
     # --- G phase: fakes through the same augmentation into a frozen D; hinge -----------------------------
-    def g_phase(self, batch_size: int, generator: torch.Generator) -> Stats | None:
+    def g_phase(
+        self, batch_size: int, generator: torch.Generator, batch: dict[str, torch.Tensor] | None = None
+    ) -> Stats | None:
+        """``batch``: the step's last real batch (the editing GAN edits it; fakes from noise need none)."""
         acc = self.accelerator
         z, y, d = self.latents(batch_size, generator)
         # The unwrapped D: under DDP its reducer would otherwise wait for D gradients that never come.

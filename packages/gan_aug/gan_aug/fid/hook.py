@@ -1,5 +1,6 @@
-"""The trainer's default FID hook: KID and FID of G_ema's Aff-Wild2-style faces against the cached real
-Aff-Wild2 training frames, every ``train.fid_every`` steps.
+"""The trainer's default FID hook: KID and FID of G_ema's Aff-Wild2-style faces (drawn, or for the editing
+GAN other real Aff-Wild2 frames edited) against the cached real Aff-Wild2 training frames, every
+``train.fid_every`` steps.
 
 Real features are extracted once (and cached on disk by ``gan_aug.fid.features``); the fakes use fixed
 latents and the real subsample's own labels, so successive evaluations differ only by the generator. KID
@@ -14,14 +15,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator
 from torch import nn
 
+from expr_common.data.dataset import normalize_video
 from expr_common.errors import DataError
 from expr_common.paths import repo_root
+from gan_aug.edit_trainer import other_classes
 from gan_aug.fid.features import FeatureExtractor, source_features
 from gan_aug.fid.metrics import fid_from_features, kid_from_features
-from gan_aug.fid.sources import open_source, subsample
+from gan_aug.fid.sources import ImageReader, open_source, subsample
 from gan_aug.fid.weights import FidWeightsError
 from gan_aug.run_config import GanTrainConfig
 from gan_aug.sampling import STREAM_GRID, TRAIN_SPLIT, step_generator
@@ -44,15 +48,27 @@ def default_fid_hook(
     labelled = [item for item in real.items if 0 <= item.label < config.model.num_classes]
     if len(labelled) < 2:
         raise DataError(f"FID hook: {cache_path} has fewer than 2 labelled {target} training frames")
+    edit = config.model.kind == "edit"
+    if edit:  # the edited faces come from other videos than the reference frames
+        labelled, sources = video_halves(labelled, config.train.seed)
+        if len(labelled) < 2 or len(sources) < 2:
+            raise DataError(f"FID hook: {cache_path} has too few {target} training videos for two halves")
     items = subsample(labelled, config.train.fid_samples, config.train.seed)
     real_features, _ = source_features(items, extractor, repo_root() / "runs" / "fid_cache", "real features")
     n = len(items)
-    # Fakes: the real subsample's class mix, in the target domain, from latents fixed for the whole run.
+    noise = step_generator(config.train.seed, 1, 0, STREAM_GRID)
+    # Fakes: the real subsample's class mix, in the target domain, from latents fixed for the whole run;
+    # or, editing, as many real target frames of other videos, each edited to a class it is not (so the
+    # two sides' class mixes differ by design: the edits are what the recognizer would be given).
     y = torch.tensor([item.label for item in items], dtype=torch.int64)
     d = torch.full_like(y, config.model.domain_index(target))
-    z = torch.randn(
-        n, config.model.generator.z_dim, generator=step_generator(config.train.seed, 1, 0, STREAM_GRID)
-    )
+    if edit:
+        chosen = subsample(sources, n, config.train.seed)
+        faces = source_faces(chosen, config.model.generator.resolution)
+        own = torch.tensor([item.label for item in chosen], dtype=torch.int64)
+        inputs = (faces, other_classes(own, config.model.num_classes, noise), d[: len(faces)])
+    else:
+        inputs = (torch.randn(n, config.model.generator.z_dim, generator=noise), y, d)
 
     @torch.no_grad()
     def hook(generator: nn.Module, step: int) -> dict[str, float]:
@@ -60,9 +76,9 @@ def default_fid_hook(
         generator.eval()
         device = next(generator.parameters()).device
         chunks = []
-        for start in range(0, n, batch_size):
+        for start in range(0, len(inputs[0]), batch_size):
             part = slice(start, start + batch_size)
-            images = generator(z[part].to(device), y[part].to(device), d[part].to(device))
+            images = generator(*(x[part].to(device) for x in inputs))
             chunks.append(extractor.features(images.float(), value_range=(-1.0, 1.0)))
         generator.train(was_training)
         fake_features = np.concatenate(chunks)
@@ -71,3 +87,26 @@ def default_fid_hook(
         return {"kid": kid["mean"], "kid_std": kid["std"], "fid": fid, "fid_n": float(n)}
 
     return hook
+
+
+def video_halves(items: list, seed: int) -> tuple[list, list]:
+    """Two parts of ``items`` with no video in both (videos shuffled by ``seed``, the first ones filling
+    about half the frames): an edit's source and the frames it is compared with never share a person."""
+    videos = sorted({item.video for item in items})
+    order = [videos[i] for i in np.random.default_rng(seed).permutation(len(videos))]
+    first, count = set(), 0
+    for video in order[:-1]:  # the last video always goes to the second part
+        if count >= len(items) / 2:
+            break
+        first.add(video)
+        count += sum(item.video == video for item in items)
+    return [i for i in items if i.video in first], [i for i in items if i.video not in first]
+
+
+def source_faces(items, resolution: int) -> torch.Tensor:
+    """Real frames as the GAN's inputs: float ``[N, 3, R, R]`` in [-1, 1], resized as in training."""
+    images = torch.from_numpy(np.stack(ImageReader().load(items))).permute(0, 3, 1, 2)
+    x = normalize_video(images)
+    if x.shape[-1] != resolution:
+        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True).clamp_(-1, 1)
+    return x

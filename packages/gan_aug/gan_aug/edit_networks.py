@@ -1,0 +1,91 @@
+"""The editing generator (``model.kind: edit``): StarGAN's encoder-decoder (Choi et al., CVPR 2018) with
+GANimation's attention output (Pumarola et al., ECCV 2018).
+
+``G(x, c, d)`` takes a real face ``x`` [B, 3, R, R] in [-1, 1], a target class ``c`` and the face's domain
+``d`` (both given to every pixel as one-hot planes, as StarGAN does with its label vector), and predicts a
+colour map ``C`` (tanh) and an attention mask ``A`` (sigmoid); the edit is ``A * C + (1 - A) * x``, so
+where ``A`` is 0 the face's own pixels pass through untouched: its identity, background, camera noise and
+motion stay, and only what the expression moves changes. The mask head starts biased towards 0
+(``EditConfig.mask_bias``), so an untrained G returns nearly its input. No I/O here.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from einops import repeat
+from torch import nn
+
+from gan_aug.config import check_labels
+
+
+class EditParts(NamedTuple):
+    image: torch.Tensor  # [B, 3, R, R] = mask * colour + (1 - mask) * x
+    mask: torch.Tensor  # [B, 1, R, R] in (0, 1): where the edit writes
+    colour: torch.Tensor  # [B, 3, R, R] in (-1, 1): what it writes there
+
+
+def _norm(channels: int) -> nn.Module:
+    return nn.InstanceNorm2d(channels, affine=True)  # StarGAN's: per-image statistics, no batch coupling
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), _norm(channels), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), _norm(channels),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class EditGenerator(nn.Module):
+    """x [B, 3, R, R], target class c [B], domain d [B] -> the edited face [B, 3, R, R] in [-1, 1]."""
+
+    def __init__(self, cfg, resolution: int, num_classes: int, num_domains: int) -> None:
+        super().__init__()
+        self.cfg, self.resolution = cfg, resolution
+        self.num_classes, self.num_domains = num_classes, num_domains
+        if resolution % (2**cfg.down_blocks):
+            raise ValueError(f"edit.down_blocks={cfg.down_blocks} does not divide {resolution} px")
+        width = cfg.width
+        layers: list[nn.Module] = [
+            nn.Conv2d(3 + num_classes + num_domains, width, 7, padding=3, bias=False),
+            _norm(width),
+            nn.ReLU(inplace=True),
+        ]
+        for _ in range(cfg.down_blocks):  # StarGAN: two stride-2 convolutions down
+            layers += [nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False), _norm(2 * width)]
+            layers.append(nn.ReLU(inplace=True))
+            width *= 2
+        layers += [ResidualBlock(width) for _ in range(cfg.res_blocks)]
+        for _ in range(cfg.down_blocks):  # and two transposed convolutions back up
+            layers += [nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1, bias=False)]
+            layers += [_norm(width // 2), nn.ReLU(inplace=True)]
+            width //= 2
+        self.body = nn.Sequential(*layers)
+        self.colour = nn.Conv2d(width, 3, 7, padding=3)
+        self.mask = nn.Conv2d(width, 1, 7, padding=3)
+        nn.init.zeros_(self.mask.weight)  # the mask starts as sigmoid(mask_bias) everywhere: a near-identity
+        nn.init.constant_(self.mask.bias, cfg.mask_bias)
+
+    def forward(
+        self, x: torch.Tensor, c: torch.Tensor, d: torch.Tensor, parts: bool = False
+    ) -> torch.Tensor | EditParts:
+        """The edited faces; with ``parts`` also the mask and the colour map (through ``forward``, so a
+        DDP-wrapped G sees the call)."""
+        B, C, H, W = x.shape
+        if (C, H, W) != (3, self.resolution, self.resolution):
+            r = self.resolution
+            raise ValueError(f"expected faces [B, 3, {r}, {r}], got {tuple(x.shape)}")
+        check_labels(c, d, B, self.num_classes, self.num_domains)
+        label = torch.cat([F.one_hot(c, self.num_classes), F.one_hot(d, self.num_domains)], dim=1)
+        planes = repeat(label.to(x.dtype), "b k -> b k h w", h=H, w=W)
+        h = self.body(torch.cat([x, planes], dim=1))
+        colour, mask = torch.tanh(self.colour(h)), torch.sigmoid(self.mask(h))
+        image = mask * colour + (1 - mask) * x
+        return EditParts(image, mask, colour) if parts else image

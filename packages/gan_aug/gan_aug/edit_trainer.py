@@ -1,0 +1,139 @@
+"""The training phases of the editing GAN (``model.kind: edit``): StarGAN's objectives with GANimation's mask
+terms, on the same loop, checkpoints, EMA, augmentation, LeCam, R1 and non-finite guard as the sampling GAN
+(:class:`gan_aug.trainer.GanTrainer`, whose state and phases this class reuses).
+
+Each real face ``x`` (class ``c_x``, domain ``d``) is edited to a target class ``c'`` drawn among the
+others. D sees reals under ``(c_x, d)`` and edits under ``(c', d)``; its auxiliary classifier learns the
+classes from the reals of ``edit.label_domains`` only (StarGAN's mask vector: CK+ and AFEW teach the
+expressions, the target domain's faces are what is edited). G's loss: hinge, D naming the edit ``c'``,
+cycle ``|G(G(x, c'), c_x) - x|``, identity ``|G(x, c_x) - x|``, and the mask's mean and total variation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from accelerate import Accelerator
+from torch.nn import functional as F
+
+from expr_common.config import ConfigError
+from gan_aug.losses import d_hinge_loss, g_hinge_loss, lazy_r1_loss, r1_due
+from gan_aug.run_config import GanTrainConfig
+from gan_aug.sampling import CellSampler
+from gan_aug.trainer import GanTrainer, Stats, frozen
+
+
+def other_classes(y: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
+    """A target class per face, uniform among the classes it is not (drawn on the CPU, like the fakes)."""
+    shift = torch.randint(1, num_classes, y.shape, generator=generator).to(y.device)
+    return (y + shift) % num_classes
+
+
+def mask_smoothness(mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared step between neighbouring mask pixels (GANimation's total variation term)."""
+    return (mask[..., 1:, :] - mask[..., :-1, :]).square().mean() + (
+        mask[..., :, 1:] - mask[..., :, :-1]
+    ).square().mean()
+
+
+class EditTrainer(GanTrainer):
+    def __init__(self, config: GanTrainConfig, accelerator: Accelerator, sampler: CellSampler) -> None:
+        super().__init__(config, accelerator, sampler)
+        model = config.model
+        present = [model.domains.index(d) for d in model.edit.label_domains if d in model.domains]
+        if not present:
+            raise ConfigError(
+                f"edit.label_domains {list(model.edit.label_domains)}: none is in the training data "
+                f"(its domains: {', '.join(model.domains)}); name the domains whose labels teach the classes"
+            )
+        self.label_domains = torch.tensor(present, device=accelerator.device)
+
+    def _reals(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        device = self.accelerator.device
+        real, y, d = (batch[k].to(device, non_blocking=True) for k in ("image", "label", "domain"))
+        if self.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
+        return real, y, d
+
+    def d_phase(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> Stats | None:
+        loss_cfg, edit_cfg, acc = self.config.model.loss, self.config.model.edit, self.accelerator
+        real, y, d = self._reals(batch)
+        B = real.shape[0]
+        target = other_classes(y, self.config.model.num_classes, generator)
+        with torch.no_grad(), acc.autocast():
+            fake = self.G(real, target, d)
+        real_aug, fake_aug = self.augment(real, generator), self.augment(fake.float(), generator)
+        with_r1 = r1_due(self.d_updates, loss_cfg.r1_gamma, loss_cfg.r1_interval)
+        if with_r1:
+            real_aug = real_aug.detach().requires_grad_(True)
+        eager = with_r1 and self.config.train.compile  # torch.compile has no double backward
+        stance = torch.compiler.set_stance("force_eager") if eager else contextlib.nullcontext()
+        with stance, acc.autocast():
+            logits, class_logits = self.D(
+                torch.cat([real_aug, fake_aug]), torch.cat([y, target]), torch.cat([d, d]), class_logits=True
+            )
+        real_logits, fake_logits = logits.float().split(B)
+        hinge = d_hinge_loss(real_logits, fake_logits)
+        if not self.all_finite(hinge, logits):
+            return None
+        real_all, fake_all = acc.gather(real_logits.detach()), acc.gather(fake_logits.detach())
+        taught = torch.isin(d, self.label_domains).float()  # the mask vector: whose labels D learns from
+        per_face = F.cross_entropy(class_logits[:B].float(), y, reduction="none")
+        d_class = (per_face * taught).sum() / taught.sum().clamp(min=1.0)
+        loss = hinge + edit_cfg.class_weight * d_class
+        stats = {"d_loss": hinge.detach(), "d_class": d_class.detach()}
+        if loss_cfg.lecam_weight > 0:
+            self.lecam.update(real_all, fake_all)
+            lecam = self.lecam.penalty(real_logits, fake_logits)
+            loss = loss + loss_cfg.lecam_weight * lecam
+            stats["lecam"] = lecam.detach()
+        if with_r1:
+            r1 = lazy_r1_loss(real_aug, real_logits, loss_cfg.r1_gamma, loss_cfg.r1_interval)
+            loss = loss + r1
+            stats["r1"] = r1.detach()
+        if not self.all_finite(loss):
+            return None
+        self.augment.observe(real_all)
+        self.opt_d.zero_grad(set_to_none=True)
+        acc.backward(loss)
+        self.opt_d.step()
+        self.d_updates += 1
+        self.images_seen += real_all.numel()
+        if "r1" in stats:
+            self.last_r1 = float(stats["r1"])
+        stats["real_logit_mean"], stats["fake_logit_mean"] = real_all.mean(), fake_all.mean()
+        return stats
+
+    def g_phase(
+        self, batch_size: int, generator: torch.Generator, batch: dict[str, torch.Tensor] | None = None
+    ) -> Stats | None:
+        assert batch is not None, "the editing G phase edits the step's real batch"
+        cfg, acc = self.config.model.edit, self.accelerator
+        real, y, d = self._reals(batch)
+        target = other_classes(y, self.config.model.num_classes, generator)
+        with frozen(acc.unwrap_model(self.D)) as D, acc.autocast():
+            edit = self.G(real, target, d, parts=True)
+            logits, class_logits = D(self.augment(edit.image, generator), target, d, class_logits=True)
+            back = self.G(edit.image, y, d, parts=True)  # StarGAN's cycle: back to the face's own class
+            same = self.G(real, y, d, parts=True)  # an edit to its own class leaves the face as it was
+            masks = torch.cat([edit.mask, back.mask, same.mask])
+            terms = {
+                "g_loss": g_hinge_loss(logits.float()),
+                "g_class": F.cross_entropy(class_logits.float(), target),
+                "cycle": (back.image.float() - real).abs().mean(),
+                "identity": (same.image.float() - real).abs().mean(),
+                "mask": masks.float().mean(),
+                "smooth": mask_smoothness(masks.float()),
+            }
+            weights = {
+                "g_loss": 1.0, "g_class": cfg.class_weight, "cycle": cfg.cycle_weight,
+                "identity": cfg.identity_weight, "mask": cfg.mask_weight, "smooth": cfg.smooth_weight,
+            }  # fmt: skip
+            loss = sum(weights[k] * v for k, v in terms.items())
+            if not self.all_finite(loss, logits):
+                return None
+            self.opt_g.zero_grad(set_to_none=True)
+            acc.backward(loss)
+        self.opt_g.step()
+        return {k: v.detach() for k, v in terms.items()}

@@ -1,0 +1,220 @@
+"""``gan-aug generate --mode edit``: real training windows of a target dataset, edited into chosen classes by
+the editing GAN (``model.kind: edit``), as K-frame clips in an ordinary dataset (PNG frames +
+``manifest.csv``, ``domain=synthetic``), the layout of :mod:`gan_aug.generate`.
+
+    gan-aug generate --mode edit --checkpoint runs/gan/checkpoints/last.pt \\
+        --from configs/data/synthetic_demo.yaml --source affwild2 --fill-to-max --clip-len 8 --out runs/edited
+
+Every frame of a clip is edited to the clip's one target class, so a clip keeps its real motion, face,
+background and camera; only the expression moves. Sources are the prepared cache's *training* windows of
+``--source`` (never validation or test: the recognizer is scored on those), optionally only those of
+``--source-classes``, and never already of the target class. Sample n of class c edits the window that its
+own generator, seeded by (seed, c, n), picks: the same arguments give the same bytes. The manifest keeps
+the source's subject (its video), and its ``source_sample`` / ``source_class`` columns say what was edited;
+``edit_report.json`` says how well the edits kept their people (:class:`IdentityCheck`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from expr_common.atomic import write_json
+from expr_common.data import manifest as manifest_csv
+from expr_common.data.config import load_data_config
+from expr_common.data.dataset import CachedClips, normalize_video
+from expr_common.data.manifest import MANIFEST
+from expr_common.labels import CLASS_NAMES, parse_label
+from expr_common.logs import progress
+from expr_common.paths import resolve_path
+from expr_common.synth.ondemand import prepare_data
+from gan_aug.generate import (
+    GenerateError,
+    GenerateResult,
+    _remove_listed,
+    _to_uint8,
+    _write_sample,
+    load_generator,
+    parse_counts,
+    plan_counts,
+    sample_generator,
+)
+from gan_aug.run_config import stored_config
+from gan_aug.sampling import TRAIN_SPLIT
+
+SOURCE_COLUMNS = ("source_sample", "source_class")
+EDIT_REPORT = "edit_report.json"  # beside the manifest: how well the edits keep their people
+
+
+def source_windows(
+    data: str | Path, source: str, classes: list[int] | None, overrides: Sequence[str] = ()
+) -> tuple[CachedClips, list[int]]:
+    """The training windows of ``source`` in the cache of ``data`` (with ``--set``-style ``overrides``;
+    prepared first if needed), and the positions of those that have frames, a label and, with
+    ``classes``, one of those labels."""
+    cache = prepare_data(load_data_config(resolve_path(data), list(overrides))).path
+    clips = CachedClips(cache, split=TRAIN_SPLIT, source=source)
+    kept = [
+        i
+        for i, e in enumerate(clips.entries)
+        if e["has_video"] and e["label"] >= 0 and (classes is None or e["label"] in classes)
+    ]
+    if not kept:
+        which = f" of {', '.join(CLASS_NAMES[c] for c in classes)}" if classes else ""
+        raise GenerateError(
+            f"--from {data}: source {source!r} has no labelled training windows{which} to edit"
+        )
+    return clips, kept
+
+
+def frame_picks(available: int, clip_len: int) -> list[int]:
+    """``clip_len`` of a window's ``available`` frames at equal steps (all of them when equal)."""
+    if clip_len > available:
+        raise GenerateError(f"--clip-len {clip_len}: the cache's windows have {available} frames")
+    return np.linspace(0, available - 1, clip_len).round().astype(int).tolist()
+
+
+def edit_clips(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    *,
+    data: str | Path,
+    data_overrides: Sequence[str] = (),
+    source: str = "affwild2",
+    source_classes: str | None = None,
+    per_class: int | None = None,
+    fill_to_max: bool = False,
+    counts: dict[int, int] | str | None = None,
+    clip_len: int = 8,
+    seed: int = 0,
+    batch_size: int = 64,
+    device: str | None = None,
+    overwrite: bool = False,
+) -> GenerateResult:
+    from expr_common.accelerator import default_device
+
+    out = Path(out_dir)
+    manifest = out / MANIFEST
+    if manifest.exists() and not overwrite:
+        raise GenerateError(f"{manifest} exists: choose another --out or pass --overwrite")
+    G, state = load_generator(checkpoint, default_device(device))
+    config = stored_config(state, checkpoint)
+    if config.model.kind != "edit":
+        raise GenerateError(f"--mode edit: {checkpoint} is a sampling GAN (model.kind: {config.model.kind})")
+    wanted = None if source_classes is None else [parse_label(n.strip()) for n in source_classes.split(",")]
+    clips, kept = source_windows(data, source, wanted, data_overrides)
+    domains = config.model.domains
+    target = config.target_domain
+    fill = {"fill_domain": (target, domains.index(target))} if target in domains else {}
+    if fill_to_max and not fill:
+        raise GenerateError(f"--fill-to-max: the GAN's training data has no {target} frames")
+    parsed = parse_counts(counts) if isinstance(counts, str) else counts
+    plan = plan_counts(state, G.num_classes, per_class=per_class, fill_to_max=fill_to_max, counts=parsed,
+                       clip_len=clip_len, **fill)  # fmt: skip
+    unknown = sorted({clips.entries[i]["domain"] for i in kept} - set(domains))
+    if unknown:
+        raise GenerateError(f"--from {data}: windows of domains {unknown} this GAN was not trained on")
+    picks = frame_picks(len(clips.entries[kept[0]]["frames"]), clip_len)
+    labels = np.array([clips.entries[i]["label"] for i in kept])
+    if manifest.exists():  # only once the request is known to be valid
+        _remove_listed(out, manifest)
+    device_ = next(G.parameters()).device
+    resolution = G.resolution
+    rows: list[dict[str, str]] = []
+    check = IdentityCheck()
+    bar = progress(total=sum(plan.values()), desc="edit", unit="clip")
+    for label, n in plan.items():
+        others = np.asarray(kept)[labels != label]
+        if n and not len(others):
+            raise GenerateError(
+                f"no {source} training window of another class than {CLASS_NAMES[label]} to edit"
+            )
+        per_batch = max(1, batch_size // clip_len)
+        for first in range(0, n, per_batch):
+            numbers = range(first, min(n, first + per_batch))
+            draws = [sample_generator(seed, label, k) for k in numbers]
+            chosen = [int(others[int(torch.randint(len(others), (1,), generator=g))]) for g in draws]
+            x = torch.cat([normalize_video(clips[i]["video"][picks]) for i in chosen])
+            if x.shape[-1] != resolution:
+                x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True).clamp_(
+                    -1, 1
+                )
+            domain = [domains.index(clips.entries[i]["domain"]) for i in chosen for _ in picks]
+            c = torch.full((len(x),), label, device=device_)
+            with torch.no_grad():
+                edit = G(x.to(device_), c, torch.tensor(domain, device=device_), parts=True)
+            images = _to_uint8(edit.image)
+            for j, (number, i) in enumerate(zip(numbers, chosen)):
+                entry = clips.entries[i]
+                part = slice(j * clip_len, (j + 1) * clip_len)
+                check.add(
+                    entry["id"], entry["subject"], x[part], edit.image[part].cpu(), edit.mask[part].cpu()
+                )
+                sample_id = f"edit-{source}-s{seed}-{CLASS_NAMES[label].lower()}-{number:05d}"
+                relative = _write_sample(
+                    out, CLASS_NAMES[label], sample_id, images[j * clip_len : (j + 1) * clip_len]
+                )
+                rows.append({
+                    "sample_id": sample_id, "frames": relative, "audio": "", "label": CLASS_NAMES[label],
+                    "split": "train", "subject": entry["subject"], "domain": "synthetic",
+                    "source_sample": entry["id"], "source_class": CLASS_NAMES[entry["label"]],
+                })  # fmt: skip
+            bar.update(len(numbers))
+    bar.close()
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_csv.write(manifest, rows, extra_columns=SOURCE_COLUMNS)
+    write_json(out / EDIT_REPORT, {"clips": len(rows), "clip_len": clip_len, **check.report()})
+    return GenerateResult(out, manifest, {CLASS_NAMES[c]: n for c, n in plan.items()}, clip_len)
+
+
+class IdentityCheck:
+    """Does an edit keep its person? Per clip: the mean |edit - source| (in [0, 1] pixel units) where the mask
+    leaves the face alone (mask < 0.5) and inside the mask; and whether the clip's first edited frame is
+    nearer (pixels, at 16x16) to its own source frame than to the same frame of any other person's source
+    window among those edited (``nearest_own_source``)."""
+
+    THUMB = 16
+
+    def __init__(self) -> None:
+        self.outside: list[float] = []
+        self.inside: list[float] = []
+        self.sources: dict[str, tuple[str, torch.Tensor]] = {}  # window -> (subject, thumb of frame 0)
+        self.edits: list[tuple[str, str, torch.Tensor]] = []  # (window, subject, thumb of edited frame 0)
+
+    def _thumb(self, image: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(image[None].float(), size=(self.THUMB, self.THUMB), mode="area").flatten()
+
+    def add(self, window: str, subject: str, source, edited, mask) -> None:
+        diff = (edited.float() - source.float()).abs().mean(dim=1, keepdim=True) / 2  # [K, 1, R, R]
+        keep = mask < 0.5
+        if keep.any():
+            self.outside.append(float(diff[keep].mean()))
+        if (~keep).any():
+            self.inside.append(float(diff[~keep].mean()))
+        self.sources.setdefault(window, (subject, self._thumb(source[0])))
+        self.edits.append((window, subject, self._thumb(edited[0])))
+
+    def report(self) -> dict:
+        windows = list(self.sources)
+        gallery = torch.stack([self.sources[w][1] for w in windows]) if windows else torch.zeros(0)
+        subjects = np.array([self.sources[w][0] for w in windows])
+        own = compared = 0
+        for window, subject, thumb in self.edits:
+            dist = (gallery - thumb).square().sum(dim=1)
+            others = dist[torch.from_numpy(subjects != subject)]
+            if len(others):  # a source set of one person has no one else to be mistaken for
+                compared += 1
+                own += int(bool(dist[windows.index(window)] < others.min()))
+        mean = lambda values: round(float(np.mean(values)), 4) if values else None  # noqa: E731
+        return {
+            "mean_abs_change_outside_mask": mean(self.outside),
+            "mean_abs_change_inside_mask": mean(self.inside),
+            "nearest_own_source": round(own / compared, 4) if compared else None,
+            "compared": compared,
+            "source_windows": len(windows),
+            "subjects": int(len(set(subjects.tolist()))),
+        }

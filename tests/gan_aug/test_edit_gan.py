@@ -1,0 +1,207 @@
+"""The editing GAN (``model.kind: edit``): the generator's mask composition, its near-identity start, the
+StarGAN/GANimation losses, and tiny training through the same trainer (run contract, grids, resume)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from accelerate import Accelerator
+
+from expr_common.checkpoint import load_checkpoint
+from expr_common.config import ConfigError
+from expr_common.paths import repo_root
+from expr_common.runs import read_metrics
+from gan_aug.config import EditConfig, GanModelConfig
+from gan_aug.edit_networks import EditGenerator
+from gan_aug.edit_trainer import mask_smoothness, other_classes
+from gan_aug.networks import build_networks
+from gan_aug.run_config import load_train_config, stored_config
+from gan_aug.train import train
+
+TINY = repo_root() / "configs" / "gan_aug" / "tiny.yaml"
+EDIT = ["model.kind=edit", "model.edit.width=8", "model.edit.res_blocks=1"]
+
+
+def _faces(n: int = 4, size: int = 32) -> torch.Tensor:
+    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+def test_where_the_mask_is_zero_the_edit_is_the_input_exactly() -> None:
+    G = EditGenerator(EditConfig(width=8, res_blocks=1), 32, 8, 3).eval()
+    x, c, d = _faces(), torch.tensor([1, 4, 6, 3]), torch.tensor([0, 1, 2, 2])
+    with torch.no_grad():
+        G.mask.bias.fill_(-1000.0)  # sigmoid(-1000) is exactly 0 in float32
+        parts = G(x, c, d, parts=True)
+        assert torch.equal(parts.mask, torch.zeros_like(parts.mask))
+        assert torch.equal(parts.image, x)
+        G.mask.bias.fill_(1000.0)  # mask 1: the colour map alone
+        parts = G(x, c, d, parts=True)
+        assert torch.equal(parts.image, parts.colour)
+        assert not torch.equal(parts.colour, x)
+
+
+def test_an_untrained_editor_nearly_returns_its_input_and_the_target_matters() -> None:
+    G = EditGenerator(EditConfig(width=8, res_blocks=1), 32, 8, 3).eval()
+    x, d = _faces(), torch.tensor([0, 1, 2, 2])
+    with torch.no_grad():
+        a, b = G(x, torch.tensor([0, 0, 0, 0]), d), G(x, torch.tensor([6, 6, 6, 6]), d)
+    assert (a - x).abs().mean() < 0.06  # mask ~ sigmoid(-3) = 0.047 everywhere at the start
+    assert not torch.allclose(a, b)  # the class planes reach the output
+    with pytest.raises(ValueError, match="class indices"):
+        G(x, torch.tensor([0, 0, 0, 8]), d)
+
+
+def test_build_networks_gives_the_editor_for_kind_edit() -> None:
+    model = GanModelConfig(kind="edit", edit=EditConfig(width=8, res_blocks=1))
+    model.generator.resolution = model.discriminator.resolution = 32
+    G, D = build_networks(model)
+    assert isinstance(G, EditGenerator) and G.resolution == 32
+    assert D(_faces(), torch.zeros(4, dtype=torch.long), torch.zeros(4, dtype=torch.long)).shape == (4,)
+
+
+def test_target_classes_are_always_another_class_and_the_mask_terms_measure_what_they_say() -> None:
+    y = torch.arange(8).repeat(50)
+    target = other_classes(y, 8, torch.Generator().manual_seed(0))
+    assert (target != y).all() and set(target.tolist()) == set(range(8))
+    flat = torch.full((1, 1, 8, 8), 0.3)
+    striped = flat.clone()
+    striped[..., ::2] = 0.9
+    assert mask_smoothness(flat) == 0 and mask_smoothness(striped) > 0.3
+
+
+@pytest.fixture(scope="session")
+def edit_cache(tiny_corpus: Path, data_dir: Path) -> Path:
+    return data_dir / "cache" / "gan_synthetic_tiny"  # the sampling GAN's tests use the same cache
+
+
+@pytest.fixture
+def edit_config(edit_cache):
+    def make(*overrides: str):
+        config = load_train_config(TINY, [*EDIT, *overrides])
+        config.data_overrides = [f"cache.root={edit_cache}"]
+        return config
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def edit_run(edit_cache, tmp_path_factory):
+    """A 6-step editing GAN on the tiny corpus, trained once for this module."""
+    run_dir = tmp_path_factory.mktemp("edit") / "run"
+    config = load_train_config(
+        TINY, [*EDIT, "train.steps=6", "train.sample_every=3", "train.checkpoint_every=3"]
+    )
+    config.data_overrides = [f"cache.root={edit_cache}"]
+    result = train(config, run_dir, accelerator=Accelerator(cpu=True, project_dir=str(run_dir)))
+    return run_dir, result, config
+
+
+def test_tiny_edit_training_writes_the_run_contract_and_learns_the_identity(edit_run, edit_cache) -> None:
+    run_dir, result, config = edit_run
+    before = EditGenerator(config.model.edit, 32, 8, 3)
+    records = read_metrics(run_dir / "metrics.jsonl")
+    assert [r["step"] for r in records] == list(range(1, 7))
+    for key in ("d_loss", "g_loss", "d_class", "g_class", "cycle", "identity", "mask", "smooth"):
+        assert all(isinstance(r[key], float) for r in records), key
+    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    stored = stored_config(state, "last.pt")
+    assert stored.model.kind == "edit" and state["step"] == 6
+    G, _ = build_networks(stored.model)
+    G.load_state_dict(state["G_ema"])
+    G.eval()
+    assert "mask.weight" in state["G"] and not torch.equal(G.mask.weight, before.mask.weight)  # it trained
+    # Grids: per domain, the source row then one row per class (9 rows of grid_columns faces).
+    grid = result.grids[0]
+    assert grid.name.startswith("step0000006_")
+    from PIL import Image
+
+    width, height = Image.open(grid).size
+    assert height > width * 2  # 9 rows of 4 faces
+    # The identity edit: a face edited to its own class comes back within a tolerance.
+    from gan_aug.sampling import build_frame_table
+
+    table = build_frame_table(edit_cache, 8, stored.model.domains)
+    rows = torch.arange(0, len(table), max(1, len(table) // 16))[:16]
+    x = table.images(rows, 32)
+    with torch.no_grad():
+        same = G(x, table.label[rows], table.domain[rows])
+    assert (same - x).abs().mean() < 0.08
+
+
+def _data_config(edit_cache: Path, folder: Path) -> Path:
+    text = (repo_root() / "configs" / "data" / "synthetic_tiny.yaml").read_text()
+    path = folder / "data.yaml"
+    path.write_text(text.replace("root: cache/synthetic_tiny", f"root: {edit_cache}"))
+    return path
+
+
+def test_generate_edit_writes_clips_of_training_windows_deterministically(edit_run, edit_cache, tmp_path):
+    import csv
+
+    from expr_common.data.dataset import CachedClips
+    from gan_aug.cli import main
+
+    run_dir, _, _ = edit_run
+    data = _data_config(edit_cache, tmp_path)
+    argv = ["generate", "--mode", "edit", "--checkpoint", str(run_dir / "checkpoints" / "last.pt"),
+            "--from", str(data), "--source", "affwild2", "--counts", "Fear=3,Happiness=2",
+            "--clip-len", "4"]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "b")]) == 0
+    with open(tmp_path / "a" / "manifest.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["label"] for r in rows] == ["Fear"] * 3 + ["Happiness"] * 2
+    train_windows = {e["id"]: e for e in CachedClips(edit_cache, split="train", source="affwild2").entries}
+    for r in rows:
+        assert r["domain"] == "synthetic" and r["split"] == "train"
+        source = train_windows[r["source_sample"]]  # a training window: never validation or test
+        assert r["subject"] == source["subject"] and r["source_class"] != r["label"]
+        frames = sorted((tmp_path / "a" / r["frames"]).glob("*.png"))
+        assert len(frames) == 4
+        for frame in frames:  # identical bytes for the same arguments
+            assert frame.read_bytes() == (tmp_path / "b" / r["frames"] / frame.name).read_bytes()
+    all_ids = {e["id"] for e in CachedClips(edit_cache, source="affwild2").entries if e["split"] != "train"}
+    assert not {r["source_sample"] for r in rows} & all_ids
+    import json
+
+    report = json.loads((tmp_path / "a" / "edit_report.json").read_text())
+    assert report["clips"] == 5 and report["source_windows"] <= 5
+    # A barely trained editor changes little: every edit is still nearest its own source.
+    assert report["nearest_own_source"] == 1.0
+    assert 0 <= report["mean_abs_change_outside_mask"] < 0.1
+
+
+def test_generate_refuses_the_wrong_mode_for_a_checkpoint(edit_run, edit_cache, tmp_path, capsys) -> None:
+    from gan_aug.cli import main
+
+    run_dir, _, _ = edit_run
+    checkpoint = str(run_dir / "checkpoints" / "last.pt")
+    rc = main(["generate", "--checkpoint", checkpoint, "--out", str(tmp_path / "x"), "--per-class", "1"])
+    assert rc == 2 and "editing GAN" in capsys.readouterr().err
+    rc = main(["generate", "--mode", "edit", "--checkpoint", checkpoint, "--out", str(tmp_path / "y"),
+               "--per-class", "1"])  # fmt: skip
+    assert rc == 2 and "--from" in capsys.readouterr().err
+    rc = main(["generate", "--mode", "edit", "--checkpoint", checkpoint, "--out", str(tmp_path / "z"),
+               "--from", "x.yaml", "--truncation", "1.0", "--per-class", "1"])  # fmt: skip
+    assert rc == 2 and "--truncation: not an option of --mode edit" in capsys.readouterr().err
+
+
+def test_edit_needs_a_labelled_domain_in_its_data(edit_config, tmp_path) -> None:
+    config = edit_config("model.edit.label_domains=[rafdb]", "train.steps=1")
+    with pytest.raises(ConfigError, match="none is in the training data"):
+        train(config, tmp_path / "run", accelerator=Accelerator(cpu=True))
+
+
+def test_edit_training_runs_through_accelerate_launch(edit_cache, tmp_path) -> None:
+    run_dir = tmp_path / "launched"
+    sets = [*EDIT, "train.steps=2", f"data_overrides=[cache.root={edit_cache}]"]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
+           str(repo_root() / "packages" / "gan_aug" / "gan_aug" / "train.py"), "--config", str(TINY),
+           "--run-dir", str(run_dir), *[x for s in sets for x in ("--set", s)]]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] == 2
