@@ -18,7 +18,7 @@ from accelerate import Accelerator
 from torch.nn import functional as F
 
 from expr_common.config import ConfigError
-from gan_aug.losses import d_hinge_loss, g_hinge_loss, lazy_r1_loss, r1_due
+from gan_aug.losses import d_hinge_loss, g_hinge_loss, r1_due
 from gan_aug.run_config import GanTrainConfig
 from gan_aug.sampling import CellSampler
 from gan_aug.trainer import GanTrainer, Stats, frozen
@@ -77,33 +77,12 @@ class EditTrainer(GanTrainer):
         hinge = d_hinge_loss(real_logits, fake_logits)
         if not self.all_finite(hinge, logits):
             return None
-        real_all, fake_all = acc.gather(real_logits.detach()), acc.gather(fake_logits.detach())
         taught = torch.isin(d, self.label_domains).float()  # the mask vector: whose labels D learns from
         per_face = F.cross_entropy(class_logits[:B].float(), y, reduction="none")
         d_class = (per_face * taught).sum() / taught.sum().clamp(min=1.0)
         loss = hinge + edit_cfg.class_weight * d_class
         stats = {"d_loss": hinge.detach(), "d_class": d_class.detach()}
-        if loss_cfg.lecam_weight > 0:
-            self.lecam.update(real_all, fake_all)
-            lecam = self.lecam.penalty(real_logits, fake_logits)
-            loss = loss + loss_cfg.lecam_weight * lecam
-            stats["lecam"] = lecam.detach()
-        if with_r1:
-            r1 = lazy_r1_loss(real_aug, real_logits, loss_cfg.r1_gamma, loss_cfg.r1_interval)
-            loss = loss + r1
-            stats["r1"] = r1.detach()
-        if not self.all_finite(loss):
-            return None
-        self.augment.observe(real_all)
-        self.opt_d.zero_grad(set_to_none=True)
-        acc.backward(loss)
-        self.opt_d.step()
-        self.d_updates += 1
-        self.images_seen += real_all.numel()
-        if "r1" in stats:
-            self.last_r1 = float(stats["r1"])
-        stats["real_logit_mean"], stats["fake_logit_mean"] = real_all.mean(), fake_all.mean()
-        return stats
+        return self.d_update(loss, stats, real_logits, fake_logits, real_aug if with_r1 else None)
 
     def g_phase(
         self, batch_size: int, generator: torch.Generator, batch: dict[str, torch.Tensor] | None = None

@@ -125,20 +125,33 @@ class GanTrainer:
         hinge = d_hinge_loss(real_logits, fake_logits)
         if not self.all_finite(hinge, logits):
             return None
-        # Anchors and ADA follow logits gathered over processes, so every replica holds the same state.
-        real_all, fake_all = acc.gather(real_logits.detach()), acc.gather(fake_logits.detach())
         loss, stats = hinge, {"d_loss": hinge.detach()}
         if class_logits is not None:  # D names the class of the reals only (AC-GAN)
             d_class = F.cross_entropy(class_logits[:B].float(), y_real)
             loss = loss + loss_cfg.class_weight * d_class
             stats["d_class"] = d_class.detach()
+        return self.d_update(loss, stats, real_logits, fake_logits, real_aug if with_r1 else None)
+
+    def d_update(
+        self,
+        loss: torch.Tensor,
+        stats: Stats,
+        real_logits: torch.Tensor,
+        fake_logits: torch.Tensor,
+        r1_images: torch.Tensor | None,
+    ) -> Stats | None:
+        """The D phase's shared end (both GAN kinds): LeCam and lazy R1 (on ``r1_images``, the augmented
+        reals, when this step has R1) added to ``loss``, the finite check, the step and the counters."""
+        loss_cfg, acc = self.config.model.loss, self.accelerator
+        # Anchors and ADA follow logits gathered over processes, so every replica holds the same state.
+        real_all, fake_all = acc.gather(real_logits.detach()), acc.gather(fake_logits.detach())
         if loss_cfg.lecam_weight > 0:
             self.lecam.update(real_all, fake_all)
             lecam = self.lecam.penalty(real_logits, fake_logits)
             loss = loss + loss_cfg.lecam_weight * lecam
             stats["lecam"] = lecam.detach()
-        if with_r1:
-            r1 = lazy_r1_loss(real_aug, real_logits, loss_cfg.r1_gamma, loss_cfg.r1_interval)
+        if r1_images is not None:
+            r1 = lazy_r1_loss(r1_images, real_logits, loss_cfg.r1_gamma, loss_cfg.r1_interval)
             loss = loss + r1
             stats["r1"] = r1.detach()
         if not self.all_finite(loss):
