@@ -82,8 +82,9 @@ def edited_section(cfg: ChainConfig, root: Path) -> dict:
         f"{identity['clips']} edited clips of {identity['source_windows']} training windows "
         f"({identity['subjects']} subjects). Mean change outside the mask "
         f"{_or_dash(identity['mean_abs_change_outside_mask'])}, inside it "
-        f"{_or_dash(identity['mean_abs_change_inside_mask'])} (pixel range 0-1; none inside: the mask "
-        "never passed 0.5); the edited face is nearer its own source than any other subject's face in "
+        f"{_or_dash(identity['mean_abs_change_inside_mask'])} (pixel range 0-1"
+        + ("; '-': the mask never passed 0.5" if identity["mean_abs_change_inside_mask"] is None else "")
+        + "); the edited face is nearer its own source than any other subject's face in "
         + (f"{own:.1%}" if own is not None else "-")
         + " of the clips.",
         "",
