@@ -188,6 +188,26 @@ def _to_uint8(images: torch.Tensor) -> torch.Tensor:
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()  # [B, 3, H, W]
 
 
+KIND_ERRORS = {
+    "sample": "{checkpoint} is an editing GAN: it edits real faces (--mode edit --from DATA)",
+    "edit": "--mode edit: {checkpoint} is a sampling GAN (model.kind: sample)",
+}
+
+
+def open_request(checkpoint, out_dir, kind: str, device: str | None, overwrite: bool):
+    """What both generation modes start with: (out, manifest, G_ema, checkpoint state, its config), after
+    refusing an occupied ``out_dir`` and a checkpoint of the other ``kind``."""
+    out = Path(out_dir)
+    manifest = out / MANIFEST
+    if manifest.exists() and not overwrite:
+        raise GenerateError(f"{manifest} exists: choose another --out or pass --overwrite")
+    G, state = load_generator(checkpoint, default_device(device))
+    config = stored_config(state, checkpoint)
+    if config.model.kind != kind:
+        raise GenerateError(KIND_ERRORS[kind].format(checkpoint=checkpoint))
+    return out, manifest, G, state, config
+
+
 def generate(
     checkpoint: str | Path,
     out_dir: str | Path,
@@ -207,14 +227,7 @@ def generate(
     GAN's domain table; default its target domain); returns what was written."""
     if clip_len < 1:
         raise GenerateError(f"--clip-len must be >= 1, got {clip_len}")
-    out = Path(out_dir)
-    manifest = out / MANIFEST
-    if manifest.exists() and not overwrite:
-        raise GenerateError(f"{manifest} exists: choose another --out or pass --overwrite")
-    G, state = load_generator(checkpoint, default_device(device))
-    config = stored_config(state, checkpoint)
-    if config.model.kind != "sample":
-        raise GenerateError(f"{checkpoint} is an editing GAN: it edits real faces (--mode edit --from DATA)")
+    out, manifest, G, state, config = open_request(checkpoint, out_dir, "sample", device, overwrite)
     domains, domain = config.model.domains, domain or config.target_domain
     if domain not in domains:
         raise GenerateError(f"--domain {domain}: this GAN was trained on the domains {', '.join(domains)}")

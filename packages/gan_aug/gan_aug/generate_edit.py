@@ -27,7 +27,6 @@ from expr_common.atomic import write_json
 from expr_common.data import manifest as manifest_csv
 from expr_common.data.config import load_data_config
 from expr_common.data.dataset import CachedClips, normalize_video
-from expr_common.data.manifest import MANIFEST
 from expr_common.labels import CLASS_NAMES, parse_label
 from expr_common.logs import progress
 from expr_common.paths import resolve_path
@@ -38,12 +37,11 @@ from gan_aug.generate import (
     _remove_listed,
     _to_uint8,
     _write_sample,
-    load_generator,
+    open_request,
     parse_counts,
     plan_counts,
     sample_generator,
 )
-from gan_aug.run_config import stored_config
 from gan_aug.sampling import TRAIN_SPLIT
 
 SOURCE_COLUMNS = ("source_sample", "source_class")
@@ -95,16 +93,7 @@ def edit_clips(
     device: str | None = None,
     overwrite: bool = False,
 ) -> GenerateResult:
-    from expr_common.accelerator import default_device
-
-    out = Path(out_dir)
-    manifest = out / MANIFEST
-    if manifest.exists() and not overwrite:
-        raise GenerateError(f"{manifest} exists: choose another --out or pass --overwrite")
-    G, state = load_generator(checkpoint, default_device(device))
-    config = stored_config(state, checkpoint)
-    if config.model.kind != "edit":
-        raise GenerateError(f"--mode edit: {checkpoint} is a sampling GAN (model.kind: {config.model.kind})")
+    out, manifest, G, state, config = open_request(checkpoint, out_dir, "edit", device, overwrite)
     wanted = None if source_classes is None else [parse_label(n.strip()) for n in source_classes.split(",")]
     clips, kept = source_windows(data, source, wanted, data_overrides)
     domains = config.model.domains
