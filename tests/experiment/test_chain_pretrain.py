@@ -19,7 +19,7 @@ def test_the_pretraining_run_sees_only_the_source_domains_and_the_cells_start_fr
     tasks = {t.name: t for t in plan(cfg, tmp_path)}
     layout = ChainDir(tmp_path)
     pre = load_recognizer_config(ChainDir.cell_config(layout.pretrain.root))
-    assert pre.model.modalities == "v" and pre.train.epochs == 16
+    assert pre.model.modalities == "v" and pre.train.epochs == 24
     assert pre.train.train_sources == pre.train.val_sources == ["afew", "ckplus"]
     assert pre.train.init_from is None
     for modality in ("v", "av"):
@@ -30,7 +30,7 @@ def test_the_pretraining_run_sees_only_the_source_domains_and_the_cells_start_fr
             scratch = load_recognizer_config(ChainDir.cell_config(layout.cell("gcsa_cf", modality, seed)))
             assert cell.train.init_from == str(layout.pretrain.best_checkpoint)
             assert cell.train.train_sources == scratch.train.train_sources == ["affwild2"]
-            assert cell.train.epochs == scratch.train.epochs == 8  # the pre-training's epochs stay its own
+            assert cell.train.epochs == scratch.train.epochs == 16  # the pre-training's epochs stay its own
             assert (cell.model.modalities, cell.train.seed) == (scratch.model.modalities, seed)
     assert not any(name.startswith("pretrained/gcsa_cf_a/") for name in tasks)  # no visual branch to load
     off = plan(load_config(DEMO, ChainConfig, ["pretrain.enabled=false"]), tmp_path / "off", write=False)

@@ -68,7 +68,7 @@ def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
             ("gan",),
         )
     )
-    fid_cmd = _fid_command(cfg, layout, cache, layout.synthetic, layout.fid_report, "train")
+    fid_cmd = _fid_command(cfg, layout, cache, layout.synthetic, layout.fid_report, cfg.fid.real_split)
     tasks.append(Task("fid", [fid_cmd], ("generate", "fid_weights")))
 
     base = resolve_path(cfg.recognizer)  # loaded per cell with its overrides (the stem fits their data)
@@ -92,7 +92,12 @@ def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
     if cfg.pretrain.enabled:
         tasks += _pretrain_tasks(cfg, layout, base, rec_overrides, data_cfg, write)
     if cfg.edit.enabled:
-        tasks += _edit_tasks(cfg, layout, cache, base, rec_overrides, write)
+        edit = _edit_tasks(cfg, layout, cache, base, rec_overrides, write)
+        # Ready steps start in plan order: the editing GAN, the longest step, starts beside the sampling
+        # GAN rather than after every recognizer run, so its arm is not the chain's tail.
+        at = next(i for i, t in enumerate(tasks) if t.name == "gan") + 1
+        tasks[at:at] = edit[:1]
+        tasks += edit[1:]
     judge = RunDir(layout.arm("baseline", 0))  # the baseline recognizer, trained on real data only
     tasks.append(
         Task(

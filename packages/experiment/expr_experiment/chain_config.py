@@ -27,6 +27,9 @@ class FidStep:
     floor: bool = True  # the real-vs-real floor on two disjoint halves of the real target data
     allow_small_n: bool = True  # the demo corpus has far fewer than 2,048 faces; the report says so
     batch_size: int = 50
+    # The sampled faces are measured against the real frames of this split. "val": the videos the GAN never
+    # saw, the same reference (and the same cached floor) as the edits', so the two arms' FIDs compare.
+    real_split: str = "val"
 
 
 @dataclass

@@ -117,7 +117,7 @@ def write_report(cfg: ChainConfig, root: Path, timings: dict[str, float], wall_s
         modalities=cfg.ablation_modalities,
         overrides=[*cfg.data_sets, *cfg.recognizer_overrides],
     )
-    fid_lines, fid = fid_section(root)
+    fid_lines, fid = fid_section(root, split=cfg.fid.real_split)
     fidelity_lines, fidelity = fidelity_section(root)
     per_class_png = plot_per_class(arms, layout.per_class_png)
     curves_png = plot_curves(root, cfg.seeds, layout.curves_png, cfg.arms)

@@ -63,8 +63,11 @@ class EditGenerator(nn.Module):
             layers.append(nn.ReLU(inplace=True))
             width *= 2
         layers += [ResidualBlock(width) for _ in range(cfg.res_blocks)]
-        for _ in range(cfg.down_blocks):  # and two transposed convolutions back up
-            layers += [nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1, bias=False)]
+        for _ in range(cfg.down_blocks):  # and two up: nearest-neighbour resize then a 3x3 convolution, not
+            # StarGAN's transposed convolution, whose uneven overlap drew a checkerboard over the edited
+            # pixels on the demo (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts")
+            layers += [nn.Upsample(scale_factor=2, mode="nearest")]
+            layers += [nn.Conv2d(width, width // 2, 3, padding=1, bias=False)]
             layers += [_norm(width // 2), nn.ReLU(inplace=True)]
             width //= 2
         self.body = nn.Sequential(*layers)
