@@ -124,3 +124,26 @@ def test_cell_config_row_switches_win_over_user_overrides():
     assert (cfg.model.modalities, cfg.train.seed) == ("a", 4)
     with pytest.raises(ValueError, match="unknown"):
         ablate_module.ablate(TINY, "unused", rows=["nope"])
+
+
+def test_row_seeds_gather_every_seed_of_that_row(tmp_path):
+    # The chain trains its full-model row on every seed and the other rows on fewer: the table must count
+    # each row's own seeds (cells read back from their summaries, as the chain's report does).
+    from expr_common.config import to_dict
+
+    scores = {("base", 0): 0.2, ("gcsa_cf", 0): 0.3, ("gcsa_cf", 1): 0.5, ("gcsa_cf", 2): 0.7}
+    for (row, seed), score in scores.items():
+        cell = ablate_module.cell_dir(tmp_path, row, "v", seed)
+        cell.mkdir(parents=True)
+        config = to_dict(ablate_module.cell_config(TINY, [], row, "v", seed))
+        summary = {"config": config, "selection": {"val_macro_f1": score}, "best_val_macro_f1": score}
+        (cell / "summary.json").write_text(json.dumps(summary))
+    result = ablate_module.ablate(
+        TINY, tmp_path, seeds=1, rows=["base", "gcsa_cf"], modalities=["v"], row_seeds={"gcsa_cf": 3}
+    )
+    full, base = result["cells"]["gcsa_cf"]["v"], result["cells"]["base"]["v"]
+    assert (full["n"], base["n"]) == (3, 1)
+    assert full["mean"] == pytest.approx(0.5) and full["std"] == pytest.approx(0.2)
+    assert base["mean"] == pytest.approx(0.2)
+    table = ablate_module.render_markdown(result)
+    assert "seeds 0..0 (Base), 0..2 (+ GCSA + CF)" in table

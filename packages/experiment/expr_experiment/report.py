@@ -20,7 +20,7 @@ from expr_common.atomic import write_json, write_text
 from expr_common.labels import CLASS_NAMES
 from expr_common.paths import resolve_path
 from expr_experiment.chain_config import ChainConfig
-from expr_experiment.layout import FIDELITY_JSON, ChainDir
+from expr_experiment.layout import BASELINE_ROW, FIDELITY_JSON, ChainDir
 from expr_experiment.report_figures import plot_curves, plot_per_class
 from expr_experiment.report_tables import (
     ARM_LABELS,
@@ -116,6 +116,7 @@ def write_report(cfg: ChainConfig, root: Path, timings: dict[str, float], wall_s
         rows=cfg.ablation_rows,
         modalities=cfg.ablation_modalities,
         overrides=[*cfg.data_sets, *cfg.recognizer_overrides],
+        row_seeds={BASELINE_ROW: cfg.seeds},  # the chain trains the full model's row on every seed
     )
     fid_lines, fid = fid_section(root, split=cfg.fid.real_split)
     fidelity_lines, fidelity = fidelity_section(root)
