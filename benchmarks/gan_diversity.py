@@ -12,11 +12,12 @@ in the target domain's style:
   across / (across + within) (near 1: the class decides the picture and z hardly matters).
 Distances are the mean absolute pixel difference (0-1 scale, at the GAN's resolution) and the L2 distance of
 Inception pool3 features (pytorch-fid's network, the space FID is computed in). Also the generator's
-conditioning: the norm of the class and domain embeddings beside the spread of the z chunk that feeds the
-first layer, i.e. how much of the conditioning input the class carries.
+conditioning: the norm of the class and domain embeddings beside that of a block's z chunk (the two condition
+the same batch norms), i.e. how much of the conditioning input the class carries.
 
 Usage: python benchmarks/gan_diversity.py --checkpoint runs/demo/gan/checkpoints/last.pt \
-           --cache cache/synthetic_demo [--n 32] [--domain affwild2] [--seed 0]
+           --cache cache/synthetic_demo [--n 32] [--domain affwild2] [--seed 0] [--truncation 1.0]
+(no truncation by default: the generator's own spread)
 Prints one JSON object.
 """
 
@@ -74,6 +75,7 @@ def main() -> int:
     parser.add_argument("--domain", default=None, help="the style to draw (default: the GAN's target)")
     parser.add_argument("--n", type=int, default=32, help="samples (and real frames) per class")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--truncation", type=float, default=None, help="z truncation (the chain's: 1.0)")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     G, state = load_generator(args.checkpoint, "cpu")
@@ -88,9 +90,8 @@ def main() -> int:
     extractor = FeatureExtractor(batch_size=50)
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
-    z = torch.stack(
-        [truncated_normal((G.cfg.z_dim,), None, sample_generator(args.seed, 0, i)) for i in range(args.n)]
-    )
+    gens = [sample_generator(args.seed, 0, i) for i in range(args.n)]
+    z = torch.stack([truncated_normal((G.cfg.z_dim,), args.truncation, g) for g in gens])
     drawn: dict[int, dict[str, torch.Tensor]] = {}
     with torch.no_grad():
         for c in range(G.num_classes):
@@ -120,7 +121,9 @@ def main() -> int:
     with torch.no_grad():
         class_norm = float(G.class_embed.weight.norm(dim=1).mean())
         domain_norm = float(G.domain_embed.weight.norm(dim=1).mean())
-    z0 = float(np.sqrt(G.z_chunks[0]))  # E|z chunk| for a standard normal chunk
+    # The class vector conditions the blocks' batch norms beside each block's z chunk (chunk 0 feeds the
+    # first linear layer only): ~sqrt(chunk size) is a standard normal chunk's norm.
+    z_block = float(np.sqrt(G.z_chunks[-1]))
     summary = {
         metric: {
             key: round(float(np.mean([v[metric][key] for v in per_class.values() if key in v[metric]])), 3)
@@ -138,7 +141,7 @@ def main() -> int:
         "conditioning": {
             "class_embedding_norm": round(class_norm, 3),
             "domain_embedding_norm": round(domain_norm, 3),
-            "first_z_chunk_norm": round(z0, 3),
+            "block_z_chunk_norm": round(z_block, 3),
             "z_chunks": list(G.z_chunks),
             "class_loss_weight": config.model.loss.class_weight,
             "ema_half_life_kimg": config.model.ema.half_life_kimg,

@@ -147,3 +147,12 @@ def test_row_seeds_gather_every_seed_of_that_row(tmp_path):
     assert base["mean"] == pytest.approx(0.2)
     table = ablate_module.render_markdown(result)
     assert "seeds 0..0 (Base), 0..2 (+ GCSA + CF)" in table
+
+
+def test_row_seeds_are_checked():
+    from expr_common.config import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown rows"):
+        ablate_module.ablate(TINY, "unused", rows=["gcsa_cf"], row_seeds={"gcsa_cf_typo": 3})
+    with pytest.raises(ConfigError, match=r"whole numbers >= 1, got \{'gcsa_cf': 0\}"):
+        ablate_module.ablate(TINY, "unused", rows=["gcsa_cf"], row_seeds={"gcsa_cf": 0})

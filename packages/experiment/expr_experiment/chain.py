@@ -96,8 +96,8 @@ def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
         # Ready steps start in plan order: the editing GAN, the longest step, starts beside the sampling
         # GAN rather than after every recognizer run, so its arm is not the chain's tail.
         at = next(i for i, t in enumerate(tasks) if t.name == "gan") + 1
-        tasks[at:at] = edit[:1]
-        tasks += edit[1:]
+        tasks[at:at] = [t for t in edit if t.name == "gan_edit"]
+        tasks += [t for t in edit if t.name != "gan_edit"]
     judge = RunDir(layout.arm("baseline", 0))  # the baseline recognizer, trained on real data only
     tasks.append(
         Task(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from expr_common.data.refs import SPLITS
 from expr_experiment.layout import ARMS, BASELINE_MODALITY, BASELINE_ROW
 from recognizer.ablate import ROWS
 
@@ -30,6 +31,10 @@ class FidStep:
     # The sampled faces are measured against the real frames of this split. "val": the videos the GAN never
     # saw, the same reference (and the same cached floor) as the edits', so the two arms' FIDs compare.
     real_split: str = "val"
+
+    def __post_init__(self) -> None:
+        if self.real_split not in SPLITS:
+            raise ValueError(f"fid.real_split must be one of {', '.join(SPLITS)}, got {self.real_split!r}")
 
 
 @dataclass

@@ -180,7 +180,7 @@ def edited_verdict(base: dict[str, Any], edited: dict[str, Any]) -> str:
 
 
 def fid_section(
-    root: Path, path: Path | None = None, what: str = "synthetic", split: str = "train"
+    root: Path, path: Path | None = None, what: str = "synthetic", split: str = "val"
 ) -> tuple[list[str], dict[str, Any]]:
     """The FID table of the sampled faces (``path``: another report of the same command, e.g. the edits',
     against the real frames of ``split``)."""

@@ -136,9 +136,13 @@ def ablate(
         raise ConfigError(
             f"unknown or missing rows/modalities {bad}; rows: {list(ROWS)}, modalities: {list(MODALITIES)}"
         )
+    unknown = [row for row in row_seeds or {} if row not in ROWS]
+    if unknown:
+        raise ConfigError(f"row_seeds names unknown rows {unknown}; rows: {list(ROWS)}")
     per_row = {row: (row_seeds or {}).get(row, seeds) for row in rows}
-    if min(per_row.values()) < 1:
-        raise ConfigError(f"--seeds must be at least 1, got {seeds} ({per_row})")
+    low = {row: n for row, n in per_row.items() if not isinstance(n, int) or n < 1}
+    if low:
+        raise ConfigError(f"seeds must be whole numbers >= 1, got {low}")
     root = Path(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     overrides = list(overrides)
