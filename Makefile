@@ -1,5 +1,5 @@
 # `make demo` and `make test` bootstrap the environment themselves (idempotently) on a machine that has
-# only python3: uv is installed with pip if missing, then `uv sync --all-packages` builds .venv.
+# only python3: uv is installed with pip if missing, then `uv sync --all-packages --compile-bytecode` builds .venv.
 SHELL := /bin/bash
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
@@ -12,9 +12,11 @@ PYTEST_ARGS ?=
 
 bootstrap: $(STAMP)
 
+# Bytecode compiled at install: where PYTHONDONTWRITEBYTECODE is set (this VM), every command would
+# otherwise compile torch's sources again (~10 s of each recognizer or GAN start-up on 2 cores).
 $(STAMP): uv.lock pyproject.toml packages/common/pyproject.toml packages/gan_aug/pyproject.toml packages/recognizer/pyproject.toml packages/experiment/pyproject.toml
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
-	$(UV) sync --all-packages --locked
+	$(UV) sync --all-packages --locked --compile-bytecode
 	@touch $(STAMP)
 
 # The whole chain (packages/experiment: expr_experiment/chain.py): corpus, prepare, GAN, samples, FID, fidelity, recognizer arms,

@@ -20,6 +20,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 
 import torch  # noqa: E402
+import yaml  # noqa: E402
 from sklearn.metrics import f1_score  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
@@ -74,6 +75,30 @@ class RHCNNClips(nn.Module):
         return self.net(video=video)["prob"]
 
 
+def parse_model(spec: str) -> tuple[str, VisualConfig | None, str]:
+    """``vgg``, ``rhcnn`` or ``rhcnn:key=value,...`` (VisualConfig fields, values read as YAML; ``loss`` is
+    ``coarse_fine`` or ``ce``) -> (kind, the RHCNN's config or None for the default, loss kind)."""
+    kind, _, options = spec.partition(":")
+    if kind not in ("vgg", "rhcnn") or (kind == "vgg" and options):
+        raise SystemExit(f"--models {spec!r}: expected vgg, rhcnn or rhcnn:key=value,...")
+    fields, loss = {}, "coarse_fine"
+    for item in filter(None, options.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--models {spec!r}: {item!r} is not key=value")
+        parsed = yaml.safe_load(value)
+        if key == "loss":
+            loss = parsed
+        else:
+            fields[key] = tuple(parsed) if isinstance(parsed, list) else parsed
+    if loss not in ("coarse_fine", "ce"):
+        raise SystemExit(f"--models {spec!r}: loss must be coarse_fine or ce, got {loss!r}")
+    try:
+        return kind, VisualConfig(**fields) if fields else None, loss
+    except (TypeError, ValueError) as error:
+        raise SystemExit(f"--models {spec!r}: {error}") from None
+
+
 def gflops_per_image(model: nn.Module, channels: int, size: int) -> float:
     model.eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
@@ -83,14 +108,14 @@ def gflops_per_image(model: nn.Module, channels: int, size: int) -> float:
 
 def fit_and_score(
     kind: str, xtr: torch.Tensor, ytr: torch.Tensor, xva: torch.Tensor, yva: torch.Tensor, epochs: int,
-    seed: int, visual: VisualConfig | None = None,
+    seed: int, visual: VisualConfig | None = None, loss: str = "coarse_fine",
 ) -> dict:  # fmt: skip
     """Train one model on uint8 clips [N, K, C, S, S] for ``epochs``; macro-F1 on the held-out clips."""
     torch.manual_seed(seed)
     channels, size = xtr.shape[2], xtr.shape[-1]
     model = RHCNNClips(size, visual) if kind == "rhcnn" else VGGClips(channels)
     flops = gflops_per_image(model, channels, size)
-    loss_fn = build_loss(LossConfig()) if kind == "rhcnn" else nn.CrossEntropyLoss()
+    loss_fn = build_loss(LossConfig(kind=loss)) if kind == "rhcnn" else nn.CrossEntropyLoss()
     steps = epochs * (len(ytr) // BATCH)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps)

@@ -16,7 +16,8 @@ the number of distinct (person, expression) examples, not the number of frames, 
 ``--compare 48gray 112rgb``: the recognizer's default RHCNN (GCSA, coarse-fine loss, its stem resolved for
 the size) beside a plain VGG-style CNN, side by side on the same rendered faces (degraded, held-out people),
 the same epochs and recipe (visual_models.py); at 48 px also the RHCNN with the 4x stem of 112-px crops, the
-cost and gain of the adaptive stem. One JSON object per setting and model.
+cost and gain of the adaptive stem. ``--models`` names other variants (``rhcnn:kernel_size=5``,
+``rhcnn:loss=ce``). One JSON object per setting and model.
 
 Usage: python benchmarks/visual_sample_size.py [--identities 40 96] [--per-class 1 3] [--degrade]
        python benchmarks/visual_sample_size.py --cache cache/synthetic_demo
@@ -107,14 +108,15 @@ def compare(setting: str, args: argparse.Namespace) -> None:
                 "setting": setting, "identities": identities, "per_class": per_class, "degrade": True,
                 "train_faces": int(train.sum()), "held_out_faces": int((~train).sum()), "epochs": args.epochs,
             }  # fmt: skip
-            models: list[tuple[str, VisualConfig | None]] = [("vgg", None), ("rhcnn", None)]
-            if VisualConfig().for_image_size(size).stem_strides != (2, 2):
-                models.append(("rhcnn", VisualConfig(stem_stride=2)))
-            for kind, visual in models:
+            specs = args.models or ["vgg", "rhcnn"]
+            if not args.models and VisualConfig().for_image_size(size).stem_strides != (2, 2):
+                specs.append("rhcnn:stem_stride=2")
+            for spec in specs:
+                kind, visual, loss = visual_models.parse_model(spec)
                 result = visual_models.fit_and_score(
-                    kind, x[train], y[train], x[~train], y[~train], args.epochs, args.seed, visual
+                    kind, x[train], y[train], x[~train], y[~train], args.epochs, args.seed, visual, loss
                 )
-                print(json.dumps({**shared, **result, "machine": machine()}), flush=True)
+                print(json.dumps({**shared, "spec": spec, **result, "machine": machine()}), flush=True)
 
 
 def cached(root: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,6 +181,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compare", nargs="+", metavar="SIZE{gray,rgb}", help="RHCNN vs VGG, e.g. 48gray")
     parser.add_argument("--epochs", type=int, default=30, help="--compare: epochs of each model")
+    parser.add_argument(
+        "--models", nargs="+", metavar="SPEC",
+        help="--compare: models to train, e.g. vgg rhcnn rhcnn:kernel_size=5 rhcnn:gcsa=false,loss=ce "
+        "(VisualConfig fields, and loss=coarse_fine|ce); default vgg, rhcnn and at 48 px the 4x-stem RHCNN",
+    )  # fmt: skip
     args = parser.parse_args()
     for setting in args.compare or []:
         compare(setting, args)

@@ -16,7 +16,7 @@ from expr_common.config import ConfigError
 from expr_common.paths import repo_root
 from expr_common.runs import read_metrics
 from gan_aug.config import EditConfig, GanModelConfig
-from gan_aug.edit_networks import EditGenerator
+from gan_aug.edit_networks import EditGenerator, edit_frames
 from gan_aug.edit_trainer import mask_smoothness, other_classes
 from gan_aug.networks import build_networks
 from gan_aug.run_config import load_train_config, stored_config
@@ -42,6 +42,26 @@ def test_where_the_mask_is_zero_the_edit_is_the_input_exactly() -> None:
         parts = G(x, c, d, parts=True)
         assert torch.equal(parts.image, parts.colour)
         assert not torch.equal(parts.colour, x)
+
+
+def test_frames_larger_than_the_editor_are_composed_at_their_own_size() -> None:
+    G = EditGenerator(EditConfig(width=8, res_blocks=1), 16, 8, 3).eval()
+    x, c, d = _faces(size=32), torch.tensor([1, 4, 6, 3]), torch.tensor([0, 1, 2, 2])
+    with torch.no_grad():
+        G.mask.bias.fill_(-1000.0)
+        parts = edit_frames(G, x, c, d)
+        assert parts.image.shape == x.shape and torch.equal(parts.image, x)  # the 32-px frames, untouched
+        G.mask.bias.fill_(1000.0)
+        parts = edit_frames(G, x, c, d)
+        small = G(torch.nn.functional.interpolate(x, size=(16, 16), mode="bilinear", antialias=True), c, d)
+        # mask 1: the colour map, upscaled; scaled back down it is G's own 16-px output
+        assert parts.mask.shape == (4, 1, 32, 32) and torch.equal(parts.image, parts.colour)
+        back = torch.nn.functional.avg_pool2d(parts.image, 2)
+        other = small.flip(0)  # another face's colour map: the distance that would say "not this one"
+        assert (back - small).abs().mean() < 0.25 * (other - small).abs().mean()
+        G.mask.bias.fill_(0.0)  # at G's own size, edit_frames is G itself
+        same = _faces(size=16)
+        assert torch.equal(edit_frames(G, same, c, d).image, G(same, c, d))
 
 
 def test_an_untrained_editor_nearly_returns_its_input_and_the_target_matters() -> None:

@@ -26,6 +26,10 @@ from expr_experiment.tasks import Task, run_tasks, tool
 from recognizer.ablate import cell_config, write_cell_summary
 from recognizer.run_config import RecognizerConfig
 
+# Rough costs against one recognizer run, for the start order only (tasks.start_order): on the demo a GAN
+# trains for about 6 recognizer runs' time and an FID for 2.
+GAN_WEIGHT, FID_WEIGHT = 6.0, 2.0
+
 
 def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
     """The chain's steps and what each waits for; ``write`` (to run them) also writes each recognizer
@@ -53,7 +57,7 @@ def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
     gan_cmd = [gan_aug, "train", "--config", cfg.gan, "--run-dir", str(layout.gan.root)]
     gan_cmd += _sets([*cfg.data_sets, *cfg.gan_overrides])
     gan_cmd += _continue(layout.gan)
-    tasks.append(Task("gan", [gan_cmd], ("prepare",)))
+    tasks.append(Task("gan", [gan_cmd], ("prepare",), weight=GAN_WEIGHT))
     gen = cfg.generate
     amount = ["--fill-to-max"] if gen.fill_to_max else ["--per-class", str(gen.per_class)]
     tasks.append(
@@ -69,7 +73,7 @@ def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
         )
     )
     fid_cmd = _fid_command(cfg, layout, cache, layout.synthetic, layout.fid_report, cfg.fid.real_split)
-    tasks.append(Task("fid", [fid_cmd], ("generate", "fid_weights")))
+    tasks.append(Task("fid", [fid_cmd], ("generate", "fid_weights"), weight=FID_WEIGHT))
 
     base = resolve_path(cfg.recognizer)  # loaded per cell with its overrides (the stem fits their data)
     rec_overrides = [*cfg.data_sets, *cfg.recognizer_overrides]
@@ -92,12 +96,7 @@ def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
     if cfg.pretrain.enabled:
         tasks += _pretrain_tasks(cfg, layout, base, rec_overrides, data_cfg, write)
     if cfg.edit.enabled:
-        edit = _edit_tasks(cfg, layout, cache, base, rec_overrides, write)
-        # Ready steps start in plan order: the editing GAN, the longest step, starts beside the sampling
-        # GAN rather than after every recognizer run, so its arm is not the chain's tail.
-        at = next(i for i, t in enumerate(tasks) if t.name == "gan") + 1
-        tasks[at:at] = [t for t in edit if t.name == "gan_edit"]
-        tasks += [t for t in edit if t.name != "gan_edit"]
+        tasks += _edit_tasks(cfg, layout, cache, base, rec_overrides, write)
     judge = RunDir(layout.arm("baseline", 0))  # the baseline recognizer, trained on real data only
     tasks.append(
         Task(
@@ -172,9 +171,9 @@ def _edit_tasks(cfg: ChainConfig, layout: ChainDir, cache: Path, base: Path, ove
     fidelity += ["--synthetic", str(layout.edited), "--real", str(cache), "--split", cfg.fidelity_split]
     fidelity += ["--out", str(layout.fidelity_edit)]
     tasks = [
-        Task("gan_edit", [train], ("prepare",)),
+        Task("gan_edit", [train], ("prepare",), weight=GAN_WEIGHT),
         Task("edit", [edit], ("gan_edit",)),
-        Task("fid_edit", [fid], ("edit", "fid_weights")),
+        Task("fid_edit", [fid], ("edit", "fid_weights"), weight=FID_WEIGHT),
         Task("fidelity_edit", [fidelity], ("edit", ChainDir.arm_task("baseline", 0))),
     ]
     for seed in range(cfg.seeds):

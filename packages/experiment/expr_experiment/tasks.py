@@ -27,6 +27,8 @@ class Task:
     commands: list[list[str]]  # run one after the other
     deps: tuple[str, ...] = ()
     after: Callable[[], object] | None = None  # run in this process once the commands succeeded
+    # Rough cost relative to one recognizer run, for the start order only (:func:`start_order`).
+    weight: float = 1.0
 
 
 class ChainError(ExprError, RuntimeError):
@@ -37,6 +39,30 @@ def tool(name: str) -> str:
     """A console script of this environment (beside the running interpreter), whatever PATH says."""
     path = Path(sys.executable).with_name(name)
     return str(path) if path.exists() else name
+
+
+def start_order(tasks: list[Task]) -> dict[str, tuple[float, int]]:
+    """Sort key per task: the longest chain of weights from it to the end of the plan, longest first
+    (critical-path scheduling), then plan order. A step that others wait for, such as the edits behind
+    the editing GAN, starts before a recognizer run that nothing waits for, so the chain does not end on
+    one busy process and one idle one."""
+    by_name = {t.name: t for t in tasks}
+    dependents: dict[str, list[str]] = {t.name: [] for t in tasks}
+    for t in tasks:
+        for d in t.deps:
+            dependents[d].append(t.name)
+    path: dict[str, float] = {}
+    visiting: set[str] = set()
+
+    def longest(name: str) -> float:
+        if name not in path:
+            if name in visiting:
+                raise ChainError(f"steps wait for each other in a cycle through {name}")
+            visiting.add(name)
+            path[name] = by_name[name].weight + max((longest(n) for n in dependents[name]), default=0.0)
+        return path[name]
+
+    return {t.name: (-longest(t.name), i) for i, t in enumerate(tasks)}
 
 
 def run_tasks(tasks: list[Task], root: Path, jobs: int) -> dict[str, float]:
@@ -53,7 +79,8 @@ def run_tasks(tasks: list[Task], root: Path, jobs: int) -> dict[str, float]:
     marker = {t.name: layout.marker(t.name) for t in tasks}
     finished = {t.name for t in tasks if marker[t.name].is_file()}
     timings: dict[str, float] = {}
-    pending = [t for t in tasks if t.name not in finished]
+    order = start_order(tasks)
+    pending = sorted((t for t in tasks if t.name not in finished), key=lambda t: order[t.name])
     if finished:
         log.info("%d of %d steps already done (%s); continuing", len(finished), len(tasks), done_dir)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "EXPR_PROGRESS": "0"}

@@ -6,7 +6,10 @@ GANimation's attention output (Pumarola et al., ECCV 2018).
 colour map ``C`` (tanh) and an attention mask ``A`` (sigmoid); the edit is ``A * C + (1 - A) * x``, so
 where ``A`` is 0 the face's own pixels pass through untouched: its identity, background, camera noise and
 motion stay, and only what the expression moves changes. The mask head starts biased towards 0
-(``EditConfig.mask_bias``), so an untrained G returns nearly its input. No I/O here.
+(``EditConfig.mask_bias``), so an untrained G returns nearly its input. :func:`edit_frames` edits frames
+larger than G's resolution: G sees them downscaled, its mask and colour map are upscaled and composed with
+the full-size frames, so the editor's size bounds only the edit's detail, never the rest of the frame. No I/O
+here.
 """
 
 from __future__ import annotations
@@ -92,3 +95,18 @@ class EditGenerator(nn.Module):
         colour, mask = torch.tanh(self.colour(h)), torch.sigmoid(self.mask(h))
         image = mask * colour + (1 - mask) * x
         return EditParts(image, mask, colour) if parts else image
+
+
+def edit_frames(G: EditGenerator, x: torch.Tensor, c: torch.Tensor, d: torch.Tensor) -> EditParts:
+    """``G``'s edit of faces ``x`` [B, 3, S, S] in [-1, 1] of any size S, composed at S: G runs on ``x``
+    resized to its resolution (antialiased bilinear), and its mask and colour map are resized back (bilinear)
+    and composed with ``x`` itself, so where the mask is 0 the full-size input passes through exactly."""
+    r = G.resolution
+    if x.shape[-1] == r and x.shape[-2] == r:
+        return G(x, c, d, parts=True)
+    small = F.interpolate(x, size=(r, r), mode="bilinear", antialias=True).clamp(-1, 1)
+    parts = G(small, c, d, parts=True)
+    size = tuple(x.shape[-2:])
+    mask = F.interpolate(parts.mask, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
+    colour = F.interpolate(parts.colour, size=size, mode="bilinear", align_corners=False).clamp(-1, 1)
+    return EditParts(mask * colour + (1 - mask) * x, mask, colour)

@@ -31,6 +31,7 @@ from expr_common.labels import CLASS_NAMES, parse_label
 from expr_common.logs import progress
 from expr_common.paths import resolve_path
 from expr_common.synth.ondemand import prepare_data
+from gan_aug.edit_networks import edit_frames
 from gan_aug.generate import (
     GenerateError,
     GenerateResult,
@@ -112,7 +113,6 @@ def edit_clips(
     if manifest.exists():  # only once the request is known to be valid
         _remove_listed(out, manifest)
     device_ = next(G.parameters()).device
-    resolution = G.resolution
     rows: list[dict[str, str]] = []
     check = IdentityCheck()
     bar = progress(total=sum(plan.values()), desc="edit", unit="clip")
@@ -128,14 +128,10 @@ def edit_clips(
             draws = [sample_generator(seed, label, k) for k in numbers]
             chosen = [int(others[int(torch.randint(len(others), (1,), generator=g))]) for g in draws]
             x = torch.cat([normalize_video(clips[i]["video"][picks]) for i in chosen])
-            if x.shape[-1] != resolution:
-                x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True).clamp_(
-                    -1, 1
-                )
             domain = [domains.index(clips.entries[i]["domain"]) for i in chosen for _ in picks]
             c = torch.full((len(x),), label, device=device_)
-            with torch.no_grad():
-                edit = G(x.to(device_), c, torch.tensor(domain, device=device_), parts=True)
+            with torch.no_grad():  # at the cache's frame size: outside the mask the real frame, untouched
+                edit = edit_frames(G, x.to(device_), c, torch.tensor(domain, device=device_))
             images = _to_uint8(edit.image)
             for j, (number, i) in enumerate(zip(numbers, chosen)):
                 entry = clips.entries[i]
