@@ -13,8 +13,9 @@ PYTEST_ARGS ?=
 bootstrap: $(STAMP)
 
 # Bytecode compiled at install: where PYTHONDONTWRITEBYTECODE is set (this VM), every command would
-# otherwise compile torch's sources again (~10 s of each recognizer or GAN start-up on 2 cores).
-$(STAMP): uv.lock pyproject.toml packages/common/pyproject.toml packages/gan_aug/pyproject.toml packages/recognizer/pyproject.toml packages/experiment/pyproject.toml
+# otherwise compile torch's sources again (~10 s of each recognizer or GAN start-up on 2 cores). The stamp
+# follows this file too, so a .venv synced before a change of these flags is synced again.
+$(STAMP): Makefile uv.lock pyproject.toml packages/common/pyproject.toml packages/gan_aug/pyproject.toml packages/recognizer/pyproject.toml packages/experiment/pyproject.toml
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	$(UV) sync --all-packages --locked --compile-bytecode
 	@touch $(STAMP)

@@ -10,6 +10,7 @@ held-out people. Imported by ``visual_sample_size.py --compare``.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -82,7 +83,7 @@ def parse_model(spec: str) -> tuple[str, VisualConfig | None, str]:
     if kind not in ("vgg", "rhcnn") or (kind == "vgg" and options):
         raise SystemExit(f"--models {spec!r}: expected vgg, rhcnn or rhcnn:key=value,...")
     fields, loss = {}, "coarse_fine"
-    for item in filter(None, options.split(",")):
+    for item in filter(None, re.split(r",(?=\w+=)", options)):  # "stem_stride=[2,1],loss=ce": 2 items
         key, sep, value = item.partition("=")
         if not sep:
             raise SystemExit(f"--models {spec!r}: {item!r} is not key=value")

@@ -112,7 +112,7 @@ def compare(setting: str, args: argparse.Namespace) -> None:
             if not args.models and VisualConfig().for_image_size(size).stem_strides != (2, 2):
                 specs.append("rhcnn:stem_stride=2")
             for spec in specs:
-                kind, visual, loss = visual_models.parse_model(spec)
+                kind, visual, loss = visual_models.parse_model(spec)  # checked in main() already
                 result = visual_models.fit_and_score(
                     kind, x[train], y[train], x[~train], y[~train], args.epochs, args.seed, visual, loss
                 )
@@ -187,6 +187,8 @@ def main() -> None:
         "(VisualConfig fields, and loss=coarse_fine|ce); default vgg, rhcnn and at 48 px the 4x-stem RHCNN",
     )  # fmt: skip
     args = parser.parse_args()
+    for spec in args.models or []:  # a typo fails now, not after the models before it have trained
+        visual_models.parse_model(spec)
     for setting in args.compare or []:
         compare(setting, args)
     if args.compare:

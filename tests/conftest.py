@@ -3,6 +3,7 @@ on-demand path a fresh clone uses (``data/synthetic_tiny``), but under a tempora
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
@@ -63,3 +64,24 @@ def weights(script, tmp_path_factory: pytest.TempPathFactory):
     from gan_aug.fid.weights import convert, install
 
     return install(convert(script.state_dict()), tmp_path_factory.mktemp("fid_weights"))
+
+
+@pytest.fixture
+def logged():
+    """Messages of the ``expr`` loggers (they do not propagate to pytest's root handler)."""
+    from expr_common.logs import get_logger
+
+    get_logger("checkpoint")  # installs the ``expr`` logger if nothing has yet
+    messages: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    logger, handler = logging.getLogger("expr"), Keep()
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)
+    logger.setLevel(level)

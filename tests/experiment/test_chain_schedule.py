@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import pytest
@@ -18,15 +17,23 @@ def _sleep(name: str, seconds: float, deps: tuple[str, ...] = (), weight: float 
     return Task(name, [[sys.executable, "-c", f"import time; time.sleep({seconds})"]], deps, weight=weight)
 
 
-def test_a_step_others_wait_for_starts_before_a_leaf_listed_earlier(tmp_path, caplog) -> None:
+def test_a_step_others_wait_for_starts_before_a_leaf_listed_earlier(tmp_path, logged) -> None:
     # One process: "leaf" is listed first, but "head" has "tail" behind it, so head runs first.
     tasks = [_sleep("leaf", 0.0), _sleep("head", 0.0), _sleep("tail", 0.0, ("head",))]
     key = start_order(tasks)
     assert sorted(key, key=key.get) == ["head", "leaf", "tail"]
-    with caplog.at_level(logging.INFO, logger="expr.chain"):
-        run_tasks(tasks, tmp_path, jobs=1)
-    starts = [r.getMessage().split()[1] for r in caplog.records if r.getMessage().startswith("start ")]
-    assert starts == ["head", "leaf", "tail"]
+    run_tasks(tasks, tmp_path, jobs=1)
+    assert [m.split()[1] for m in logged if m.startswith("start ")] == ["head", "leaf", "tail"]
+
+
+def test_finished_steps_no_longer_count_in_the_start_order() -> None:
+    # "up" was rerun (its marker deleted) but "heavy" behind it is done: heavy's weight no longer counts, so
+    # "b" (weight 3) starts before up (1), which would lead with 1 + 5 otherwise.
+    tasks = [_sleep("up", 0), _sleep("heavy", 0, ("up",), weight=5.0), _sleep("b", 0, weight=3.0)]
+    key = start_order(tasks)
+    assert key["up"] < key["b"]
+    key = start_order(tasks, done={"heavy"})
+    assert key["b"] < key["up"]
 
 
 def test_weights_decide_between_chains_and_plan_order_breaks_ties() -> None:

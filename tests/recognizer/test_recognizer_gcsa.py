@@ -49,6 +49,9 @@ def test_gcsa_follows_the_formula() -> None:
     # F1 = sigmoid(MLP(perm F)) * F; F2 = shuffle(F1, 4); out = sigmoid(spatial(F2)) * F2.
     torch.manual_seed(0)
     gcsa = GCSA(8, reduction=4, groups=4, kernel=7).eval()
+    with torch.no_grad():  # away from the uniform start, so that every layer shapes the output
+        for param in gcsa.parameters():
+            param.normal_(0.0, 0.3)
     x = torch.randn(2, 8, 6, 6)
     with torch.no_grad():
         f1 = (
@@ -70,10 +73,32 @@ def test_disabled_attention_is_identity() -> None:
     assert isinstance(make_attention(16, enabled=True), GCSA)
 
 
+def test_gates_start_uniform_then_learn() -> None:
+    # Zero-initialised last layers: at the start GCSA is 0.25 * shuffle(F), in training and in eval mode.
+    torch.manual_seed(0)
+    gcsa = GCSA(8)
+    x = torch.randn(2, 8, 5, 5)
+    assert torch.allclose(gcsa(x), 0.25 * channel_shuffle(x, 4), atol=1e-7)
+    assert torch.allclose(gcsa.eval()(x), 0.25 * channel_shuffle(x, 4), atol=1e-7)
+    gcsa.train()
+    optimizer = torch.optim.SGD(gcsa.parameters(), lr=0.1)
+    target = torch.randn(2, 8, 5, 5)
+    (gcsa(x) - target).square().sum().backward()
+    optimizer.step()
+    moved = (gcsa(x) - 0.25 * channel_shuffle(x, 4)).abs().max()
+    assert moved > 1e-2  # the gates are no longer uniform
+
+
 def test_gradients_reach_input_and_every_parameter() -> None:
+    # From the uniform start only the last layers get a gradient; one step later every parameter does.
     torch.manual_seed(0)
     gcsa = GCSA(8)
     x = torch.randn(2, 8, 5, 5, requires_grad=True)
+    optimizer = torch.optim.SGD(gcsa.parameters(), lr=0.1)
+    gcsa(x).square().sum().backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    x.grad = None
     gcsa(x).square().sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     for name, p in gcsa.named_parameters():

@@ -1,16 +1,14 @@
-"""Shared by the robustness tests: one intra-op thread, the ``expr`` log messages, and bit-exact state
+"""Shared by the robustness tests: one intra-op thread and bit-exact state
 comparison (``same_state`` / ``steady_metrics`` fixtures: test modules here are not a package)."""
 
 from __future__ import annotations
 
-import logging
 import math
 from pathlib import Path
 
 import pytest
 import torch
 
-from expr_common.logs import get_logger
 from expr_common.runs import read_metrics
 
 
@@ -26,25 +24,6 @@ def _one_thread():
     torch.set_num_threads(1)  # children run with OMP_NUM_THREADS=1: the same kernels, the same sums
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def logged():
-    """Messages of the ``expr`` loggers (they do not propagate to pytest's root handler)."""
-    get_logger("checkpoint")  # installs the ``expr`` logger if nothing has yet
-    messages: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            messages.append(record.getMessage())
-
-    logger, handler = logging.getLogger("expr"), Keep()
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    yield messages
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 def _assert_same(a, b, where: str = "state") -> None:

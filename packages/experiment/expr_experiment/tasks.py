@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,11 +41,11 @@ def tool(name: str) -> str:
     return str(path) if path.exists() else name
 
 
-def start_order(tasks: list[Task]) -> dict[str, tuple[float, int]]:
+def start_order(tasks: list[Task], done: Collection[str] = ()) -> dict[str, tuple[float, int]]:
     """Sort key per task: the longest chain of weights from it to the end of the plan, longest first
-    (critical-path scheduling), then plan order. A step that others wait for, such as the edits behind
-    the editing GAN, starts before a recognizer run that nothing waits for, so the chain does not end on
-    one busy process and one idle one."""
+    (critical-path scheduling), then plan order; steps in ``done`` weigh nothing. A step that others wait
+    for, such as the edits behind the editing GAN, starts before a recognizer run that nothing waits for,
+    so the chain does not end on one busy process and one idle one."""
     by_name = {t.name: t for t in tasks}
     dependents: dict[str, list[str]] = {t.name: [] for t in tasks}
     for t in tasks:
@@ -59,7 +59,8 @@ def start_order(tasks: list[Task]) -> dict[str, tuple[float, int]]:
             if name in visiting:
                 raise ChainError(f"steps wait for each other in a cycle through {name}")
             visiting.add(name)
-            path[name] = by_name[name].weight + max((longest(n) for n in dependents[name]), default=0.0)
+            own = 0.0 if name in done else by_name[name].weight
+            path[name] = own + max((longest(n) for n in dependents[name]), default=0.0)
         return path[name]
 
     return {t.name: (-longest(t.name), i) for i, t in enumerate(tasks)}
@@ -79,7 +80,7 @@ def run_tasks(tasks: list[Task], root: Path, jobs: int) -> dict[str, float]:
     marker = {t.name: layout.marker(t.name) for t in tasks}
     finished = {t.name for t in tasks if marker[t.name].is_file()}
     timings: dict[str, float] = {}
-    order = start_order(tasks)
+    order = start_order(tasks, finished)
     pending = sorted((t for t in tasks if t.name not in finished), key=lambda t: order[t.name])
     if finished:
         log.info("%d of %d steps already done (%s); continuing", len(finished), len(tasks), done_dir)
