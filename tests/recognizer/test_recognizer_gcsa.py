@@ -103,3 +103,26 @@ def test_gradients_reach_input_and_every_parameter() -> None:
     assert x.grad is not None and x.grad.abs().sum() > 0
     for name, p in gcsa.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_each_branch_starts_its_gates_as_its_config_says() -> None:
+    from dataclasses import replace
+
+    import pytest
+
+    from recognizer.config import AudioConfig, ModelConfig, VisualConfig
+    from recognizer.model import AudioVisualRecognizer
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 5, 5)
+    assert not torch.allclose(GCSA(8, uniform_start=False)(x), 0.25 * channel_shuffle(x, 4), atol=1e-3)
+    visual, audio = VisualConfig().for_image_size(64), AudioConfig().for_spectrogram(64, 10.0)
+    model = AudioVisualRecognizer(ModelConfig(visual=visual, audio=audio))
+    assert model.visual.attention.spatial[-1].weight.abs().sum() == 0  # visual default: uniform
+    assert model.audio.attention.spatial[-1].weight.abs().sum() > 0  # audio default: random
+    visual, audio = replace(visual, gcsa_start="random"), replace(audio, gcsa_start="uniform")
+    swapped = AudioVisualRecognizer(ModelConfig(visual=visual, audio=audio))
+    assert swapped.visual.attention.channel_mlp[-1].weight.abs().sum() > 0
+    assert swapped.audio.attention.channel_mlp[-1].weight.abs().sum() == 0
+    with pytest.raises(ValueError, match="gcsa_start"):
+        VisualConfig(gcsa_start="zeros")

@@ -7,11 +7,12 @@ F3 = sigmoid(BN(conv7(ReLU(BN(conv7(F2)))))) * F2   spatial attention
 Both attention maps are full [B, C, H, W] tensors (no pooling), which is what "global" buys over SE/CBAM:
 the channel weights may differ per position and the spatial weights per channel.
 
-Both gates start uniform: the channel MLP's last layer and the spatial branch's last BN scale are zero at
-initialisation, so GCSA begins as a constant 0.25 * F and learns where to attend from there (the zero-gamma
-start of residual branches). From random 7x7 convs the gates begin as noise over the few positions of
-the last map: on the renderer's held-out faces (benchmarks/visual_sample_size.py --compare, 30 epochs)
-the RHCNN reached 0.765 macro-F1 at 112 px with random gates, 0.844 with uniform ones (0.766 without GCSA),
+With ``uniform_start`` (the visual branch's default, ``VisualConfig.gcsa_start``) both gates start
+uniform: the channel MLP's last layer and the spatial branch's last BN scale are zero at initialisation,
+so GCSA begins as a constant 0.25 * F and learns where to attend from there (the zero-gamma start of
+residual branches). From random 7x7 convs the gates begin as noise over the few positions of the last
+map: on the renderer's held-out faces (benchmarks/visual_sample_size.py --compare, 30 epochs) the RHCNN
+reached 0.765 macro-F1 at 112 px with random gates, 0.844 with uniform ones (0.766 without GCSA),
 and 0.725 / 0.755 at 48 px grayscale.
 """
 
@@ -33,7 +34,9 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 class GCSA(nn.Module):
     """Channel attention -> channel shuffle -> spatial attention; output has the input's shape."""
 
-    def __init__(self, channels: int, reduction: int = 4, groups: int = 4, kernel: int = 7) -> None:
+    def __init__(
+        self, channels: int, reduction: int = 4, groups: int = 4, kernel: int = 7, uniform_start: bool = True
+    ) -> None:
         super().__init__()
         if channels % groups or channels < reduction:
             raise ValueError(f"GCSA needs channels ({channels}) divisible by {groups} and >= {reduction}")
@@ -51,9 +54,10 @@ class GCSA(nn.Module):
             nn.Conv2d(hidden, channels, kernel, padding=kernel // 2, bias=False),
             nn.BatchNorm2d(channels),
         )
-        nn.init.zeros_(self.channel_mlp[-1].weight)  # sigmoid(0) = 0.5 everywhere: uniform gates at the start
-        nn.init.zeros_(self.channel_mlp[-1].bias)
-        nn.init.zeros_(self.spatial[-1].weight)
+        if uniform_start:  # sigmoid(0) = 0.5 everywhere: uniform gates at the start
+            nn.init.zeros_(self.channel_mlp[-1].weight)
+            nn.init.zeros_(self.channel_mlp[-1].bias)
+            nn.init.zeros_(self.spatial[-1].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: B, C, H, W
@@ -63,6 +67,6 @@ class GCSA(nn.Module):
         return torch.sigmoid(self.spatial(f2)) * f2
 
 
-def make_attention(channels: int, enabled: bool, **kwargs: int) -> nn.Module:
+def make_attention(channels: int, enabled: bool, **kwargs: int | bool) -> nn.Module:
     """GCSA when ``enabled``, else ``nn.Identity`` (the "Base" ablation): same call site, same shapes."""
     return GCSA(channels, **kwargs) if enabled else nn.Identity()
