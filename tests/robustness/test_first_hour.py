@@ -159,7 +159,10 @@ def test_a_new_users_first_hour(shell: Shell, tiny_corpus: Path, weights: Path):
     argv = ["train", "--config", TINY, "--run-dir", str(long), *data, "--set", "train.epochs=40"]
     before = snapshot(*shell.watched)
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
-    child = subprocess.Popen(shell.command("recognizer", *argv), env=shell.env, **pipes)
+    # A suite started in the background (`make test &`, nohup) passes SIGINT down ignored, and Python then
+    # keeps ignoring it: the child gets the default disposition, as a terminal's Ctrl-C would find it.
+    restore = {"preexec_fn": lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)}
+    child = subprocess.Popen(shell.command("recognizer", *argv), env=shell.env, **pipes, **restore)
     deadline = time.monotonic() + TIMEOUT
     while not (long / "checkpoints" / "last.pt").is_file() and time.monotonic() < deadline:
         time.sleep(0.2)
