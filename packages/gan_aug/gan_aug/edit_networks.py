@@ -22,6 +22,7 @@ from einops import repeat
 from torch import nn
 
 from gan_aug.config import check_labels
+from gan_aug.sampling import resize_faces
 
 
 class EditParts(NamedTuple):
@@ -101,11 +102,9 @@ def edit_frames(G: EditGenerator, x: torch.Tensor, c: torch.Tensor, d: torch.Ten
     """``G``'s edit of faces ``x`` [B, 3, S, S] in [-1, 1] of any size S, composed at S: G runs on ``x``
     resized to its resolution (antialiased bilinear), and its mask and colour map are resized back (bilinear)
     and composed with ``x`` itself, so where the mask is 0 the full-size input passes through exactly."""
-    r = G.resolution
-    if x.shape[-1] == r and x.shape[-2] == r:
+    if x.shape[-1] == G.resolution and x.shape[-2] == G.resolution:
         return G(x, c, d, parts=True)
-    small = F.interpolate(x, size=(r, r), mode="bilinear", antialias=True).clamp(-1, 1)
-    parts = G(small, c, d, parts=True)
+    parts = G(resize_faces(x, G.resolution), c, d, parts=True)
     size = tuple(x.shape[-2:])
     mask = F.interpolate(parts.mask, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
     colour = F.interpolate(parts.colour, size=size, mode="bilinear", align_corners=False).clamp(-1, 1)

@@ -74,12 +74,16 @@ class FrameTable:
     def images(self, rows: torch.Tensor, resolution: int) -> torch.Tensor:
         """Frames of ``rows`` as float [B, 3, R, R] in [-1, 1], resized when the cache has another size."""
         frames = [self.clips[int(s)]["video"][int(k)] for s, k in zip(self.sample[rows], self.frame[rows])]
-        x = normalize_video(torch.stack(frames))  # [B, 3, S, S]
-        if x.shape[-1] != resolution or x.shape[-2] != resolution:
-            # antialias: a plain bilinear downscale aliases, and D would learn the aliasing as "real"
-            x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True)
-            x = x.clamp_(-1.0, 1.0)
+        return resize_faces(normalize_video(torch.stack(frames)), resolution)  # [B, 3, S, S] -> R
+
+
+def resize_faces(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Faces [B, 3, S, S] in [-1, 1] at the GAN's ``resolution`` (unchanged when S already is): the one
+    resize of training, generation and FID. Antialiased: a plain bilinear downscale aliases, and D would
+    learn the aliasing as "real"."""
+    if x.shape[-1] == resolution and x.shape[-2] == resolution:
         return x
+    return F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True).clamp_(-1.0, 1.0)
 
 
 def build_frame_table(

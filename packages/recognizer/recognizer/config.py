@@ -70,7 +70,7 @@ class VisualConfig:
     gcsa: bool = True  # GCSA on the last per-frame feature map; false = the paper's "Base" ablation row
     # GCSA's gates at initialisation (gcsa.GCSA): "uniform" (0.5 everywhere, learnt from there) or "random"
     # (random 7x7 convs). The last visual map has few positions (6-7 px): random gates start as noise there
-    # (README, "Small faces and grayscale": 0.765 -> 0.844 macro-F1 at 112 px with the uniform start).
+    # (README, "Small faces and grayscale").
     gcsa_start: Literal["uniform", "random"] = "uniform"
     temporal: Literal["mean", "tconv"] = "mean"  # frame aggregation; mean is order-free and fine for K=1
     temporal_kernel: int = 3  # width of the optional temporal conv (odd, "same" padded, so any K works)
@@ -142,8 +142,8 @@ class AudioConfig:
     # macro-F1 on the corpus's voices over 3 seeds (README, "A fast audio branch").
     stem_pool: tuple[int, int] | Literal["auto"] = "auto"
     gcsa: bool = True  # GCSA on the concatenated branches; false = the "Base" ablation row
-    # "random" here: the audio map is long in time (75 steps), and on the demo the uniform start cost A
-    # 0.054 and V+A 0.10 macro-F1 (3 seeds each; VisualConfig.gcsa_start).
+    # "random" here: the audio map is long in time (75 steps), and on the demo the uniform start cost A and
+    # V+A macro-F1 (README, "Demo results"; VisualConfig.gcsa_start).
     gcsa_start: Literal["uniform", "random"] = "random"
     dropout: float = 0.2  # before the classifier head (paper, section 4.2)
 

@@ -11,9 +11,7 @@ With ``uniform_start`` (the visual branch's default, ``VisualConfig.gcsa_start``
 uniform: the channel MLP's last layer and the spatial branch's last BN scale are zero at initialisation,
 so GCSA begins as a constant 0.25 * F and learns where to attend from there (the zero-gamma start of
 residual branches). From random 7x7 convs the gates begin as noise over the few positions of the last
-map: on the renderer's held-out faces (benchmarks/visual_sample_size.py --compare, 30 epochs) the RHCNN
-reached 0.765 macro-F1 at 112 px with random gates, 0.844 with uniform ones (0.766 without GCSA),
-and 0.725 / 0.755 at 48 px grayscale.
+map; what each start measured is in the README ("Small faces and grayscale", "Demo results").
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from torch import nn
 
@@ -28,7 +27,7 @@ from gan_aug.fid.metrics import fid_from_features, kid_from_features
 from gan_aug.fid.sources import ImageReader, open_source, subsample
 from gan_aug.fid.weights import FidWeightsError
 from gan_aug.run_config import GanTrainConfig
-from gan_aug.sampling import STREAM_GRID, TRAIN_SPLIT, step_generator
+from gan_aug.sampling import STREAM_GRID, TRAIN_SPLIT, resize_faces, step_generator
 from gan_aug.trainer import FidUnavailableError
 
 
@@ -106,7 +105,4 @@ def video_halves(items: list, seed: int) -> tuple[list, list]:
 def source_faces(items, resolution: int) -> torch.Tensor:
     """Real frames as the GAN's inputs: float ``[N, 3, R, R]`` in [-1, 1], resized as in training."""
     images = torch.from_numpy(np.stack(ImageReader().load(items))).permute(0, 3, 1, 2)
-    x = normalize_video(images)
-    if x.shape[-1] != resolution:
-        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True).clamp_(-1, 1)
-    return x
+    return resize_faces(normalize_video(images), resolution)
