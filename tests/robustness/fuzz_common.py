@@ -20,6 +20,9 @@ FUZZ = settings(
 )
 FEW = settings(FUZZ, max_examples=60)
 
+BAD = "!bad"  # in an oracle: a line or cell the parser must refuse
+UNKNOWN = "?"  # random text: only "no leak" is checked
+
 BOM = b"\xef\xbb\xbf"
 # A stray byte, a lead byte without its continuation, a lone continuation, an encoded surrogate, a cut char.
 NOT_UTF8 = (b"\xff", b"\xfe\xfe", b"\xc3(", b"\x80", b"\xed\xa0\x80", b"\xe2\x82")
