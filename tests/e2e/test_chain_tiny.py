@@ -100,6 +100,11 @@ def test_chain_on_tiny_writes_a_report_that_agrees_with_its_sources(
         edited["identity"]["nearest_own_source"] == identity["nearest_own_source"] and identity["clips"] == 16
     )
     assert "**+ edited**" in numbers["verdict"] and "## Edited real faces" in report
+    # The edits' fidelity: also how often the judge names an edit by its source window's class.
+    edit_fidelity = json.loads((run / "fidelity_edit" / "fidelity.json").read_text())
+    kept = edit_fidelity["overall"]["kept_source_rate"]
+    assert 0.0 <= kept <= 1.0 and edited["fidelity"]["overall"]["kept_source_rate"] == kept
+    assert f"names {kept:.1%} of the edits by their source window's class" in report
     assert "kind: edit" in (run / "gan_edit" / "config.yaml").read_text()
     # The fusion grid printed is the baseline's selection.
     selection = json.loads((run / "ablation" / "gcsa_cf_av" / "seed0" / "selection.json").read_text())

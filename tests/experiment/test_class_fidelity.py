@@ -29,6 +29,7 @@ from expr_experiment.layout import REAL_CONFUSION as REAL_PNG
 from expr_experiment.layout import SYNTH_CONFUSION as SYNTH_PNG
 from gan_aug.config import DiscriminatorConfig, GanModelConfig, GeneratorConfig
 from gan_aug.generate import generate
+from gan_aug.generate_edit import SOURCE_CLASS
 from gan_aug.networks import build_networks
 from gan_aug.run_config import GanTrainConfig
 from recognizer.model import AudioVisualRecognizer
@@ -108,21 +109,30 @@ def _check_report(report: dict, out: Path) -> None:
     assert (out / SYNTH_PNG).read_bytes()[:4] == b"\x89PNG"
 
 
+def _windows_as_clips(windows: CachedClips, folder: Path, shift: int = 0, source: bool = False) -> Path:
+    """``windows`` written out as PNG clips with a manifest, labelled their class + ``shift`` (mod 8); with
+    ``source``, a ``source_class`` column naming their own class, as `generate --mode edit` writes it."""
+    rows = []
+    for i in range(len(windows)):
+        item = windows[i]
+        for k, frame in enumerate(item["video"]):  # K crops [3, S, S] -> 00001.png ...
+            (folder / f"w{i}").mkdir(parents=True, exist_ok=True)
+            write_png(frame, str(folder / f"w{i}" / f"{k + 1:05d}.png"))
+        label = int(item["label"])
+        row = [f"w{i}", f"w{i}", "", CLASS_NAMES[(label + shift) % 8], "train", f"w{i}", "synthetic"]
+        rows.append(row + ([CLASS_NAMES[label]] if source else []))
+    with (folder / "manifest.csv").open("w", newline="") as handle:
+        csv.writer(handle).writerows([HEADER + ([SOURCE_CLASS] if source else []), *rows])
+    return folder
+
+
 def test_fidelity_real_windows_written_as_clips_score_as_the_real_ones(
     recognizer_checkpoint: Path, tiny_cache: Path, tmp_path: Path
 ):
     """The same pixels through the synthetic path (PNG clips + manifest, preprocessed here) and the real
     path (the prepared cache) give the same predictions: the preprocessing and the branch are the same."""
     val = CachedClips(tiny_cache, split="val", source="affwild2", labelled_only=True)
-    synthetic, rows = tmp_path / "as_synthetic", []
-    for i in range(len(val)):
-        item = val[i]
-        for k, frame in enumerate(item["video"]):  # K crops [3, S, S] -> 00001.png ...
-            (synthetic / f"w{i}").mkdir(parents=True, exist_ok=True)
-            write_png(frame, str(synthetic / f"w{i}" / f"{k + 1:05d}.png"))
-        rows.append([f"w{i}", f"w{i}", "", CLASS_NAMES[int(item["label"])], "train", f"w{i}", "synthetic"])
-    with (synthetic / "manifest.csv").open("w", newline="") as handle:
-        csv.writer(handle).writerows([HEADER, *rows])
+    synthetic = _windows_as_clips(val, tmp_path / "as_synthetic")
 
     report = run_fidelity(recognizer_checkpoint, synthetic, tmp_path / "out")
     _check_report(report, tmp_path / "out")
@@ -140,6 +150,45 @@ def test_fidelity_real_windows_written_as_clips_score_as_the_real_ones(
     for row in report["classes"].values():
         assert row["n_synth"] == row["n_real"] and row["synth_recall"] == row["real_recall"]
     assert report["overall"]["synth_mean_recall"] == report["overall"]["real_mean_recall"]
+    assert "kept_source_rate" not in report["overall"] and "train_accuracy" not in report["overall"]
+
+
+def test_fidelity_of_edits_counts_those_called_by_their_source_class(
+    recognizer_checkpoint: Path, tiny_cache: Path, tmp_path: Path
+):
+    """Real validation windows posing as edits of themselves to the next class: the recognizer names an
+    "edit" by its source class exactly where it recognises the real window, and by its target class where
+    it takes the window for the next class; the real training windows are scored for reference."""
+    val = CachedClips(tiny_cache, split="val", source="affwild2", labelled_only=True)
+    synthetic = _windows_as_clips(val, tmp_path / "edits", shift=1, source=True)
+
+    report = run_fidelity(recognizer_checkpoint, synthetic, tmp_path / "out")
+    _check_report(report, tmp_path / "out")
+    real, synth = np.asarray(report["confusion"]["real"]), np.asarray(report["confusion"]["synthetic"])
+    assert np.array_equal(synth, np.roll(real, 1, axis=0))  # the same predictions, each row one class on
+    shifted = np.roll(np.arange(8), 1)  # the class whose windows became this class's "edits"
+    for name, row in report["classes"].items():
+        c = CLASS_NAMES.index(name)
+        own = real[shifted[c]]
+        assert row["kept_source_rate"] == (pytest.approx(own[shifted[c]] / own.sum()) if own.sum() else None)
+    overall = report["overall"]
+    assert overall["kept_source_rate"] == pytest.approx(overall["real_accuracy"])
+    assert overall["synth_accuracy"] == pytest.approx(
+        sum(real[c, (c + 1) % 8] for c in range(8)) / real.sum()
+    )
+    train = CachedClips(tiny_cache, split="train", source="affwild2", labelled_only=True)
+    assert overall["n_train"] == len(train) > 0 and 0.0 <= overall["train_accuracy"] <= 1.0
+    counts = np.bincount([int(train[i]["label"]) for i in range(len(train))], minlength=8)
+    assert all(row["n_train"] == counts[CLASS_NAMES.index(name)] for name, row in report["classes"].items())
+
+    bad = tmp_path / "bad" / "manifest.csv"
+    bad.parent.mkdir()
+    text = (synthetic / "manifest.csv").read_text().splitlines()
+    bad.write_text(
+        "\n".join([text[0], text[1].rsplit(",", 1)[0].replace(",w0,", f",{synthetic}/w0,") + ",Grumpy"])
+    )
+    with pytest.raises(FidelityError, match=r"manifest.csv: sample w0: source_class 'Grumpy'"):
+        run_fidelity(recognizer_checkpoint, bad, tmp_path / "never")
 
 
 def test_fidelity_on_generated_faces_and_clips(
@@ -152,11 +201,12 @@ def test_fidelity_on_generated_faces_and_clips(
     # Preprocessed as training prepares data: a face repeated K times, a clip sampled to K frames, 48 px.
     scored = Scored()
     total, batches = _synthetic_manifest_batches(faces / "manifest.csv", pre, "auto", 64, scored)
-    video, labels, _ = next(batches)
+    video, labels, sources, _ = next(batches)
+    assert sources == [-1] * 5  # sampled faces are no edits: they name no source class
     assert total == 5 and video.shape == (5, 4, 3, 48, 48) and sorted(labels) == [2, 2, 3, 3, 3]
     assert all(torch.equal(video[i, 0], video[i, k]) for i in range(5) for k in range(4))
     _, batches = _synthetic_manifest_batches(clips, pre, "auto", 64, scored)
-    video, labels, _ = next(batches)
+    video, labels, _, _ = next(batches)
     assert video.shape == (2, 4, 3, 48, 48) and labels == [1, 1]
     frames = sorted((clips / "Anger").iterdir())[0].glob("*.png")
     images = [read_image(str(p)) for p in sorted(frames)]

@@ -41,13 +41,15 @@ from expr_common.data.dataset import CachedClips, make_loader, normalize_video
 from expr_common.data.faces import needs_detection
 from expr_common.data.frames import RefResult, process_ref
 from expr_common.errors import ExprError
-from expr_common.labels import CLASS_NAMES, NUM_CLASSES, UNLABELLED
+from expr_common.labels import CLASS_NAMES, NUM_CLASSES, UNLABELLED, parse_label
 from expr_common.logs import get_logger, progress
 from expr_common.metrics import confusion_matrix, plot_confusion
 from expr_common.paths import resolve_path
 from expr_common.prefetch import chunked, prefetched
 from expr_common.synth.ondemand import prepare_data
 from expr_experiment.layout import FIDELITY_JSON, REAL_CONFUSION, SYNTH_CONFUSION
+from gan_aug.generate_edit import SOURCE_CLASS
+from gan_aug.sampling import TRAIN_SPLIT
 from recognizer.evaluate import load_model
 from recognizer.outputs import DATA_CONFIG_FILE
 
@@ -63,14 +65,24 @@ class FidelityError(ExprError, ValueError):
 
 @dataclass
 class Scored:
-    """Labels and visual-branch predictions of one side, and what its listing skipped."""
+    """Labels and visual-branch predictions of one side, and what its listing skipped; for edits of real
+    windows (a manifest with a ``source_class`` column) also each sample's source class."""
 
     labels: list[int] = field(default_factory=list)
     preds: list[int] = field(default_factory=list)
+    sources: list[int] = field(default_factory=list)  # UNLABELLED where a sample names no source class
     skipped: Counter[str] = field(default_factory=Counter)
 
     def confusion(self) -> np.ndarray:
         return confusion_matrix(np.asarray(self.labels), np.asarray(self.preds), NUM_CLASSES)
+
+    def kept_source(self) -> np.ndarray:
+        """Per target class, [edits whose prediction is their source's class, edits with a source class]."""
+        counts = np.zeros((NUM_CLASSES, 2), dtype=np.int64)
+        for label, pred, source in zip(self.labels, self.preds, self.sources, strict=True):
+            if source != UNLABELLED:
+                counts[label] += (pred == source, 1)
+        return counts
 
 
 # ---- the recognizer ------------------------------------------------------------------------------------
@@ -148,9 +160,14 @@ def score_real(model: torch.nn.Module, dataset: CachedClips, device: torch.devic
 # ---- synthetic data -------------------------------------------------------------------------------------
 
 
+# A chunk of synthetic samples: clips [B, K, 3, S, S] (None: all of the chunk's were skipped), their classes,
+# their source classes (UNLABELLED: not an edit), and how many listed samples the chunk covered.
+Batch = tuple[torch.Tensor | None, list[int], list[int], int]
+
+
 def _synthetic_cache_batches(
     path: Path, pre: PreprocessConfig, batch_size: int, scored: Scored
-) -> tuple[int, Iterator[tuple[torch.Tensor | None, list[int], int]]]:
+) -> tuple[int, Iterator[Batch]]:
     dataset = CachedClips(path, labelled_only=True)
     if _shape(dataset.preprocess) != _shape(pre):
         raise FidelityError(
@@ -161,41 +178,60 @@ def _synthetic_cache_batches(
     if unlabelled:
         scored.skipped["unlabelled sample"] += unlabelled
     loader = make_loader(dataset, batch_size, workers=0)
-    return len(dataset), ((b["video"], b["label"].tolist(), len(b["label"])) for b in loader)
+
+    def batches() -> Iterator[Batch]:
+        for batch in loader:
+            labels = batch["label"].tolist()
+            yield batch["video"], labels, [UNLABELLED] * len(labels), len(labels)  # a cache holds no edits
+
+    return len(dataset), batches()
 
 
 def _process(job: tuple[Any, PreprocessConfig, bool]) -> RefResult:
     return process_ref(*job)
 
 
+def _source_class(ref: Any, path: Path) -> int:
+    """The class of the real window an edit was made from (its ``source_class`` column); else UNLABELLED."""
+    name = ref.meta.get(SOURCE_CLASS, "").strip()
+    if not name:
+        return UNLABELLED
+    try:
+        return parse_label(name)
+    except ValueError as exc:
+        raise FidelityError(f"{path}: sample {ref.sample_id}: {SOURCE_CLASS} {name!r}: {exc}") from None
+
+
 def _synthetic_manifest_batches(
     path: Path, pre: PreprocessConfig, faces: str, batch_size: int, scored: Scored
-) -> tuple[int, Iterator[tuple[torch.Tensor | None, list[int], int]]]:
+) -> tuple[int, Iterator[Batch]]:
     refs = manifest.read(path).refs
-    jobs = []
+    jobs = []  # ((ref, preprocessing, detect), source class)
     for ref in refs:
         if ref.label == UNLABELLED or not ref.has_video:
             scored.skipped["unlabelled sample" if ref.has_video else "no frames"] += 1
             continue
         detect = pre.face_detector != "none" and needs_detection(ref.domain, ref.video is not None, faces)
         # Sound plays no part (the visual branch alone is scored): not decoding it saves the time.
-        jobs.append((replace(ref, audio=None), pre, detect))
+        jobs.append(((replace(ref, audio=None), pre, detect), _source_class(ref, path)))
 
-    def decode(chunk: Sequence[tuple[Any, PreprocessConfig, bool]]) -> tuple[torch.Tensor | None, list[int]]:
-        clips, labels = [], []
-        for result in map(_process, chunk):
+    def decode(chunk: Sequence[tuple[tuple[Any, PreprocessConfig, bool], int]]) -> Batch:
+        clips, labels, sources = [], [], []
+        for job, source in chunk:
+            result = _process(job)
             scored.skipped.update(result.skipped)
             for warning in result.warnings[:3]:
                 log.warning(warning)
             for sample in result.samples:
                 clips.append(sample["video"])
                 labels.append(sample["label"])
-        return (torch.from_numpy(np.stack(clips)) if clips else None), labels
+                sources.append(source)
+        return (torch.from_numpy(np.stack(clips)) if clips else None), labels, sources, len(chunk)
 
-    def batches() -> Iterator[tuple[torch.Tensor | None, list[int], int]]:
+    def batches() -> Iterator[Batch]:
         # The next chunk decodes while this one runs.
-        for chunk, (video, labels) in prefetched(decode, chunked(jobs, batch_size)):
-            yield video, labels, len(chunk)
+        for _, batch in prefetched(decode, chunked(jobs, batch_size)):
+            yield batch
 
     return len(jobs), batches()
 
@@ -222,9 +258,10 @@ def score_synthetic(
         kind = "manifest"
         total, batches = _synthetic_manifest_batches(path, pre, faces, batch_size, scored)
     with progress(total=total, desc="synthetic samples", unit="clip") as bar:
-        for video, labels, listed in batches:
+        for video, labels, sources, listed in batches:
             if video is not None:  # None: every sample of the chunk was skipped (unreadable frames)
                 scored.labels += labels
+                scored.sources += sources
                 scored.preds += predict_visual(model, video, device).tolist()
             bar.update(listed)
     if not scored.labels:
@@ -243,7 +280,15 @@ def recalls(cm: np.ndarray) -> list[float | None]:
     return [float(cm[c, c] / rows[c]) if rows[c] else None for c in range(len(cm))]
 
 
-def fidelity_report(synth: Scored, real: Scored) -> dict[str, Any]:
+def fidelity_report(synth: Scored, real: Scored, train: Scored | None = None) -> dict[str, Any]:
+    """Per class and overall: the synthetic samples' recall beside the real split's. For edits of real
+    windows also how often the recognizer calls an edit by its source's class (``kept_source_rate``) and,
+    with ``train``, its recall on the real training windows the edits' sources are among (``train_recall``):
+    a recognizer that learnt the few people of a class by heart names their edited faces by their old class
+    rather than by what the edit shows."""
+    kept = synth.kept_source()
+    train_cm = train.confusion() if train is not None else None
+    train_rec = recalls(train_cm) if train_cm is not None else None
     cms = {"synthetic": synth.confusion(), "real": real.confusion()}
     rec = {k: recalls(cm) for k, cm in cms.items()}
     counts = {k: cm.sum(axis=1) for k, cm in cms.items()}
@@ -259,6 +304,10 @@ def fidelity_report(synth: Scored, real: Scored) -> dict[str, Any]:
             "n_real": n_real,
             "real_recall": rec["real"][c],
         }
+        if kept[:, 1].any():
+            classes[name]["kept_source_rate"] = float(kept[c, 0] / kept[c, 1]) if kept[c, 1] else None
+        if train_cm is not None:
+            classes[name] |= {"n_train": int(train_cm[c].sum()), "train_recall": train_rec[c]}
         few = [side for side, n in (("synthetic", n_synth), ("real", n_real)) if 0 < n < FEW_SAMPLES]
         if few:
             coarse.append(f"{name} ({', '.join(few)})")
@@ -277,6 +326,13 @@ def fidelity_report(synth: Scored, real: Scored) -> dict[str, Any]:
         "synth_mean_recall": float(np.mean([classes[n]["synth_recall"] for n in both])) if both else None,
         "real_mean_recall": float(np.mean([classes[n]["real_recall"] for n in both])) if both else None,
     }
+    if kept[:, 1].any():
+        overall["kept_source_rate"] = float(kept[:, 0].sum() / kept[:, 1].sum())
+    if train_cm is not None:
+        overall |= {
+            "n_train": int(train_cm.sum()),
+            "train_accuracy": float(np.trace(train_cm) / train_cm.sum()),
+        }
     return {
         "classes": classes,
         "overall": overall,
@@ -318,7 +374,12 @@ def run_fidelity(
         )
     synth, kind = score_synthetic(model, synthetic, pre, device_, faces=faces, batch_size=batch_size)
     real_scored = score_real(model, dataset, device_, batch_size)
-    report = fidelity_report(synth, real_scored)
+    train = None
+    if split != TRAIN_SPLIT and any(source != UNLABELLED for source in synth.sources):
+        # Edits of training windows: the same recognizer on the real training windows, for reference.
+        train_set, _ = open_real(real_info["cache"], cfg, TRAIN_SPLIT, real_info["sources"])
+        train = score_real(model, train_set, device_, batch_size)
+    report = fidelity_report(synth, real_scored, train)
     report["warnings"] = notes + report["warnings"]
     report["settings"] = {
         "checkpoint": str(checkpoint),

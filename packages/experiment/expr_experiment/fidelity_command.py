@@ -63,9 +63,14 @@ def run(args: argparse.Namespace) -> int:
     )
     for warning in report["warnings"]:
         log.warning(warning)
-    print(f"{'class':<10} {'n_synth':>7} {'synth':>6} {'n_real':>7} {'real':>6}")
+    edits = "kept_source_rate" in report["overall"]
+    print(
+        f"{'class':<10} {'n_synth':>7} {'synth':>6} {'n_real':>7} {'real':>6}" + (" source" if edits else "")
+    )
     for name, c in report["classes"].items():
-        rates = [f"{r:6.3f}" if r is not None else f"{'-':>6}" for r in (c["synth_recall"], c["real_recall"])]
-        print(f"{name:<10} {c['n_synth']:>7} {rates[0]} {c['n_real']:>7} {rates[1]}")
+        keys = ("synth_recall", "real_recall", "kept_source_rate")
+        rates = [f"{c[k]:6.3f}" if c.get(k) is not None else f"{'-':>6}" for k in keys]
+        tail = f" {rates[2]}" if edits else ""
+        print(f"{name:<10} {c['n_synth']:>7} {rates[0]} {c['n_real']:>7} {rates[1]}{tail}")
     print(f"written to {args.out}")
     return 0

@@ -220,12 +220,40 @@ def fid_section(
 def fidelity_section(root: Path, path: Path | None = None) -> tuple[list[str], dict[str, Any]]:
     path = path or ChainDir(root).fidelity_json
     body = json.loads(path.read_text(encoding="utf-8"))
-    lines = [
-        "| class | synthetic recognised | N synthetic | real val recognised | N real |",
-        "|---|---|---|---|---|",
+    overall = body.get("overall", {})
+    # Edits of real training windows add how often the judge names them by their source's class, and its
+    # recall on the real training windows (the people it learnt, the edits' sources among them).
+    extra = [
+        (key, title)
+        for key, title in (
+            ("kept_source_rate", "called by source class"),
+            ("train_recall", "real train recognised"),
+        )
+        if key in overall or any(key in c for c in body["classes"].values())
     ]
+    lines = [
+        "| class | synthetic recognised | N synthetic | real val recognised | N real |"
+        + "".join(f" {title} |" for _, title in extra),
+        "|---|---|---|---|---|" + "---|" * len(extra),
+    ]
+
+    def rate(c: dict, key: str) -> str:
+        return "-" if c.get(key) is None else f"{c[key]:.2f}"
+
     for name, c in body["classes"].items():
-        syn = "-" if c.get("synth_recall") is None else f"{c['synth_recall']:.2f}"
-        real = "-" if c.get("real_recall") is None else f"{c['real_recall']:.2f}"
-        lines.append(f"| {name} | {syn} | {c.get('n_synth', 0)} | {real} | {c.get('n_real', 0)} |")
+        row = f"| {name} | {rate(c, 'synth_recall')} | {c.get('n_synth', 0)} | {rate(c, 'real_recall')} | "
+        lines.append(row + f"{c.get('n_real', 0)} |" + "".join(f" {rate(c, key)} |" for key, _ in extra))
+    if "kept_source_rate" in overall:
+        lines += [
+            "",
+            f"The recognizer names {overall['kept_source_rate']:.1%} of the edits by their source window's "
+            f"class and {overall['synth_accuracy']:.1%} by their target class"
+            + (
+                f"; on the real training windows it recognises {overall['train_accuracy']:.1%}, on the "
+                f"validation windows {overall['real_accuracy']:.1%}"
+                if "train_accuracy" in overall
+                else ""
+            )
+            + ". A judge that knows the training people by heart reads an edit of them by its old class.",
+        ]
     return lines, {"file": str(path), **body}

@@ -45,7 +45,8 @@ from gan_aug.generate import (
 )
 from gan_aug.sampling import TRAIN_SPLIT
 
-SOURCE_COLUMNS = ("source_sample", "source_class")
+SOURCE_CLASS = "source_class"  # the edited window's own class (its name), beside the target class in `label`
+SOURCE_COLUMNS = ("source_sample", SOURCE_CLASS)
 EDIT_REPORT = "edit_report.json"  # beside the manifest: how well the edits keep their people
 
 
@@ -146,7 +147,7 @@ def edit_clips(
                 rows.append({
                     "sample_id": sample_id, "frames": relative, "audio": "", "label": CLASS_NAMES[label],
                     "split": "train", "subject": entry["subject"], "domain": "synthetic",
-                    "source_sample": entry["id"], "source_class": CLASS_NAMES[entry["label"]],
+                    "source_sample": entry["id"], SOURCE_CLASS: CLASS_NAMES[entry["label"]],
                 })  # fmt: skip
             bar.update(len(numbers))
     bar.close()
