@@ -99,6 +99,8 @@ def test_chain_on_tiny_writes_a_report_that_agrees_with_its_sources(
     assert (
         edited["identity"]["nearest_own_source"] == identity["nearest_own_source"] and identity["clips"] == 16
     )
+    own, compared = identity["nearest_own_source_clips"], identity["compared"]
+    assert f"in {own} of {compared} clips ({own / compared:.2%})." in report
     assert "**+ edited**" in numbers["verdict"] and "## Edited real faces" in report
     # The edits' fidelity: also how often the judge names an edit by its source window's class.
     edit_fidelity = json.loads((run / "fidelity_edit" / "fidelity.json").read_text())

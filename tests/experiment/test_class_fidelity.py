@@ -23,7 +23,8 @@ from expr_common.data.prepare import prepare
 from expr_common.labels import CLASS_NAMES
 from expr_common.paths import repo_root
 from expr_experiment.cli import main
-from expr_experiment.fidelity import FidelityError, Scored, _synthetic_manifest_batches, run_fidelity
+from expr_experiment.fidelity import FidelityError, _synthetic_manifest_batches, run_fidelity
+from expr_experiment.fidelity_summary import Scored
 from expr_experiment.layout import FIDELITY_JSON
 from expr_experiment.layout import REAL_CONFUSION as REAL_PNG
 from expr_experiment.layout import SYNTH_CONFUSION as SYNTH_PNG

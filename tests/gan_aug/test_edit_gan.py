@@ -191,7 +191,7 @@ def test_generate_edit_writes_clips_of_training_windows_deterministically(edit_r
     report = json.loads((tmp_path / "a" / "edit_report.json").read_text())
     assert report["clips"] == 5 and report["source_windows"] <= 5
     # A barely trained editor changes little: every edit is still nearest its own source.
-    assert report["nearest_own_source"] == 1.0
+    assert report["nearest_own_source"] == 1.0 and report["nearest_own_source_clips"] == report["compared"]
     assert 0 <= report["mean_abs_change_outside_mask"] < 0.1
 
 

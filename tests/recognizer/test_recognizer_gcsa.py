@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from einops import rearrange
 from torch import nn
@@ -71,6 +72,8 @@ def test_gcsa_follows_the_formula() -> None:
 def test_disabled_attention_is_identity() -> None:
     assert isinstance(make_attention(16, enabled=False), nn.Identity)
     assert isinstance(make_attention(16, enabled=True), GCSA)
+    with pytest.raises(ValueError, match="uniform or random"):
+        make_attention(16, enabled=True, start="zeros")
 
 
 def test_gates_start_uniform_then_learn() -> None:

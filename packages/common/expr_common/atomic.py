@@ -19,9 +19,30 @@ from typing import IO, Any
 TEMP_SUFFIX = ".tmp"
 
 
+def _process_umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it: read once, at import, and put back
+    os.umask(mask)
+    return mask
+
+
+UMASK = _process_umask()
+
+
 def temp_path(target: Path) -> Path:
-    """A fresh, empty temp file beside ``target`` (same filesystem, so the rename is atomic)."""
+    """A fresh, empty temp file beside ``target`` (same filesystem, so the rename is atomic), with the
+    permissions a plain ``open(target, "w")`` would leave: those of the file it will replace, else the
+    umask's (``mkstemp`` makes it owner-only, which the rename would carry over to the result)."""
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
+    try:
+        try:
+            mode = os.stat(target).st_mode & 0o7777
+        except OSError:  # no file to replace (or none we may read): a new file's mode
+            mode = 0o666 & ~UMASK
+        os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        os.unlink(name)
+        raise
     os.close(fd)
     return Path(name)
 

@@ -50,6 +50,12 @@ def _or_dash(value) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def _share(count: int | None, total: int, rate: float) -> str:
+    """``count of total (rate)``, the rate to two decimals of a percent: 269 of 299 is 89.97%, not 90.0%,
+    which a goal of 90% would read as met."""
+    return f"{count} of {total} clips ({rate:.2%})" if count is not None else f"{rate:.2%} of the clips"
+
+
 def edited_section(cfg: ChainConfig, root: Path) -> dict:
     """The + edited arm's inputs: the editing GAN's last grid, the edits' FID beside the floor, how well
     they keep their people (``edit_report.json``) and their class fidelity; ``lines`` for report.md."""
@@ -85,8 +91,12 @@ def edited_section(cfg: ChainConfig, root: Path) -> dict:
         f"{_or_dash(identity['mean_abs_change_inside_mask'])} (pixel range 0-1"
         + ("; '-': the mask never passed 0.5" if identity["mean_abs_change_inside_mask"] is None else "")
         + "); the edited face is nearer its own source than any other subject's face in "
-        + (f"{own:.1%}" if own is not None else "-")
-        + " of the clips.",
+        + (
+            _share(identity.get("nearest_own_source_clips"), identity["compared"], own)
+            if own is not None
+            else "-"
+        )
+        + ".",
         "",
         "### Class fidelity of the edits",
         "",

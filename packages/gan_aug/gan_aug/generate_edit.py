@@ -200,6 +200,7 @@ class IdentityCheck:
             "mean_abs_change_outside_mask": mean(self.outside),
             "mean_abs_change_inside_mask": mean(self.inside),
             "nearest_own_source": round(own / compared, 4) if compared else None,
+            "nearest_own_source_clips": own,
             "compared": compared,
             "source_windows": len(windows),
             "subjects": int(len(set(subjects.tolist()))),

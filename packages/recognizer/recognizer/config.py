@@ -23,8 +23,11 @@ STEM_MIN_MAP = 24
 AUDIO_STEM_HOP_MS = 40.0
 
 
-def _check_gcsa_start(value: str) -> None:
-    if value not in ("uniform", "random"):
+GCSA_STARTS = ("uniform", "random")  # GCSA's gates at initialisation: 0.5 everywhere, or random 7x7 convs
+
+
+def check_gcsa_start(value: str) -> None:
+    if value not in GCSA_STARTS:
         raise ValueError(f"gcsa_start must be uniform or random, got {value!r}")
 
 
@@ -101,7 +104,7 @@ class VisualConfig:
                     f"stage width {width} (middle {mid}) must be divisible by shuffle_groups "
                     f"{self.shuffle_groups} and pointwise_groups {self.pointwise_groups}"
                 )
-        _check_gcsa_start(self.gcsa_start)
+        check_gcsa_start(self.gcsa_start)
         if self.gcsa and self.stage_widths[-1] % GCSA_GROUPS:
             raise ValueError(f"GCSA needs the last stage width divisible by {GCSA_GROUPS}")
 
@@ -162,7 +165,7 @@ class AudioConfig:
             raise ValueError(f"stem_pool must be (freq, time) factors >= 1, got {self.stem_pool}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        _check_gcsa_start(self.gcsa_start)
+        check_gcsa_start(self.gcsa_start)
         if self.gcsa and self.out_dim % GCSA_GROUPS:
             raise ValueError(f"GCSA needs 3 * branch_widths[-1] = {self.out_dim} divisible by {GCSA_GROUPS}")
 

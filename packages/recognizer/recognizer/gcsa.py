@@ -20,6 +20,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from recognizer.config import check_gcsa_start
+
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """Interleave ``groups`` channel groups: for C=8, groups=4 the new order is [0, 2, 4, 6, 1, 3, 5, 7]."""
@@ -65,6 +67,8 @@ class GCSA(nn.Module):
         return torch.sigmoid(self.spatial(f2)) * f2
 
 
-def make_attention(channels: int, enabled: bool, **kwargs: int | bool) -> nn.Module:
-    """GCSA when ``enabled``, else ``nn.Identity`` (the "Base" ablation): same call site, same shapes."""
-    return GCSA(channels, **kwargs) if enabled else nn.Identity()
+def make_attention(channels: int, enabled: bool, start: str = "uniform", **kwargs: int) -> nn.Module:
+    """GCSA when ``enabled``, else ``nn.Identity`` (the "Base" ablation): same call site, same shapes.
+    ``start``: a branch config's ``gcsa_start``, "uniform" (both gates start at 0.5) or "random"."""
+    check_gcsa_start(start)
+    return GCSA(channels, uniform_start=start == "uniform", **kwargs) if enabled else nn.Identity()

@@ -49,7 +49,7 @@ class MCNN(nn.Module):
         self.local = branch(cfg, cfg.local_kernel)
         self.temporal = branch(cfg, cfg.temporal_kernel)
         self.spectral = branch(cfg, cfg.spectral_kernel)
-        self.attention = make_attention(cfg.out_dim, cfg.gcsa, uniform_start=cfg.gcsa_start == "uniform")
+        self.attention = make_attention(cfg.out_dim, cfg.gcsa, cfg.gcsa_start)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         B, C, F, T = audio.shape

@@ -114,7 +114,7 @@ class RHCNN(nn.Module):
                 )
                 c_in = width
         self.blocks = nn.Sequential(*blocks)
-        self.attention = make_attention(cfg.out_dim, cfg.gcsa, uniform_start=cfg.gcsa_start == "uniform")
+        self.attention = make_attention(cfg.out_dim, cfg.gcsa, cfg.gcsa_start)
         self.temporal: nn.Module = (
             TemporalConv(cfg.out_dim, cfg.temporal_kernel) if cfg.temporal == "tconv" else TemporalMean()
         )
