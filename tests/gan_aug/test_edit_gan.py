@@ -13,6 +13,7 @@ from accelerate import Accelerator
 
 from expr_common.checkpoint import load_checkpoint
 from expr_common.config import ConfigError
+from expr_common.labels import CLASS_NAMES
 from expr_common.paths import repo_root
 from expr_common.runs import read_metrics
 from gan_aug.config import EditConfig, GanModelConfig
@@ -193,6 +194,17 @@ def test_generate_edit_writes_clips_of_training_windows_deterministically(edit_r
     # A barely trained editor changes little: every edit is still nearest its own source.
     assert report["nearest_own_source"] == 1.0 and report["nearest_own_source_clips"] == report["compared"]
     assert 0 <= report["mean_abs_change_outside_mask"] < 0.1
+    labelled = {e["label"] for e in train_windows.values() if e["label"] >= 0}
+    assert report["source_classes"] == [CLASS_NAMES[c] for c in sorted(labelled)]
+
+    # --source-classes: only windows of those classes are edited, and the report names them.
+    assert main([*argv, "--source-classes", "Neutral,Other", "--out", str(tmp_path / "calm")]) == 0
+    with open(tmp_path / "calm" / "manifest.csv", newline="") as handle:
+        calm = list(csv.DictReader(handle))
+    assert len(calm) == 5 and {r["source_class"] for r in calm} <= {"Neutral", "Other"}
+    assert all(train_windows[r["source_sample"]]["label"] in (0, 7) for r in calm)
+    calm_report = json.loads((tmp_path / "calm" / "edit_report.json").read_text())
+    assert calm_report["source_classes"] == [CLASS_NAMES[c] for c in sorted(labelled & {0, 7})]
 
 
 def test_generate_refuses_the_wrong_mode_for_a_checkpoint(edit_run, edit_cache, tmp_path, capsys) -> None:

@@ -86,7 +86,9 @@ def edited_section(cfg: ChainConfig, root: Path) -> dict:
         "### Identity",
         "",
         f"{identity['clips']} edited clips of {identity['source_windows']} training windows "
-        f"({identity['subjects']} subjects). Mean change outside the mask "
+        f"({identity['subjects']} subjects"
+        + (f"; windows of {', '.join(identity['source_classes'])}" if identity.get("source_classes") else "")
+        + "). Mean change outside the mask "
         f"{_or_dash(identity['mean_abs_change_outside_mask'])}, inside it "
         f"{_or_dash(identity['mean_abs_change_inside_mask'])} (pixel range 0-1"
         + ("; '-': the mask never passed 0.5" if identity["mean_abs_change_inside_mask"] is None else "")

@@ -153,7 +153,9 @@ def edit_clips(
     bar.close()
     out.mkdir(parents=True, exist_ok=True)
     manifest_csv.write(manifest, rows, extra_columns=SOURCE_COLUMNS)
-    write_json(out / EDIT_REPORT, {"clips": len(rows), "clip_len": clip_len, **check.report()})
+    sources = sorted({CLASS_NAMES[int(c)] for c in labels}, key=CLASS_NAMES.index)
+    report = {"clips": len(rows), "clip_len": clip_len, "source_classes": sources, **check.report()}
+    write_json(out / EDIT_REPORT, report)
     return GenerateResult(out, manifest, {CLASS_NAMES[c]: n for c, n in plan.items()}, clip_len)
 
 
