@@ -14,7 +14,7 @@ from PIL import Image
 
 from expr_common.data.manifest import COLUMNS as MANIFEST_COLUMNS
 from expr_common.labels import AFEW_FOLDERS, AFFWILD2_HEADER, CLASS_NAMES, UNLABELLED
-from expr_common.media import probe, read_audio
+from expr_common.media import probe, read_audio, read_video
 from expr_common.synth.corpus import CONTACT_SHEET, CORPUS_INFO, generate
 from expr_common.synth.presets import preset
 
@@ -109,6 +109,8 @@ def test_afew_layout_and_audio(tiny_corpus):
     assert info.width == 96 and info.height == 72  # whole frames, not face crops
     audio = read_audio(clips[0], 16000)
     assert audio.size > 0.5 * info.duration_s * 16000 and np.abs(audio).max() > 0.01
+    for clip in clips[:4]:  # the header's frame count is what decodes (it once said one more, for AVI + MP3)
+        assert probe(clip).frames == len(read_video(clip))
 
 
 # ---------------------------------------------------------------- Aff-Wild2

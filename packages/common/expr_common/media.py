@@ -67,7 +67,12 @@ def write_video(
     path.parent.mkdir(parents=True, exist_ok=True)
     _, height, width, _ = frames.shape
     rate = Fraction(fps).limit_denominator(1001)
-    with av.open(str(path), mode="w") as container:
+    # AVI: MP3's priming samples start before 0, and the muxer's default shift of every stream to make them
+    # non-negative moved the video one frame late, so the trailer padded it with an empty "drop" frame: the
+    # header said T + 1 frames where T decode. Not shifting keeps the header's count (the decoded sound and
+    # frames are the same either way); MP4 keeps its default (edit lists).
+    options = {"avoid_negative_ts": "disabled"} if path.suffix.lower() == ".avi" else {}
+    with av.open(str(path), mode="w", options=options) as container:
         vstream = container.add_stream(vcodec, rate=rate)
         vstream.width, vstream.height, vstream.pix_fmt = width, height, pix_fmt
         vstream.codec_context.thread_count = 1
