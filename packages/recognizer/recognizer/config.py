@@ -28,7 +28,7 @@ GCSA_STARTS = ("uniform", "random")  # GCSA's gates at initialisation: 0.5 every
 
 def check_gcsa_start(value: str) -> None:
     if value not in GCSA_STARTS:
-        raise ValueError(f"gcsa_start must be uniform or random, got {value!r}")
+        raise ValueError(f"gcsa_start must be {' or '.join(GCSA_STARTS)}, got {value!r}")
 
 
 def _check_odd(name: str, values: tuple[int, ...]) -> None:
