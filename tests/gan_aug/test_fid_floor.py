@@ -174,7 +174,9 @@ def test_floor_cli_writes_the_sections(tiny_cache: Path, tmp_path: Path, monkeyp
     report = json.loads(out.read_text())
     assert set(report) == {"floor"} and report["floor"]["settings"]["split"]["by"] == "video"
     noise = _noise_manifest(tmp_path / "noise", [0] * 30)
-    assert main([*common, "--fake", str(noise), "--floor", "--out", str(out)]) == 0
+    assert main([*common, "--fake", str(noise), "--floor", "--out", str(out)]) == 2  # the first is kept
+    assert set(json.loads(out.read_text())) == {"floor"}
+    assert main([*common, "--fake", str(noise), "--floor", "--out", str(out), "--overwrite"]) == 0
     report = json.loads(out.read_text())
     assert {"fid", "floor", "vs_floor"} <= set(report) and report["floor"]["fid"] < report["fid"]
     assert main(common) == 2  # neither --fake nor --floor: a one-line error

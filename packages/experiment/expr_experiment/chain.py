@@ -143,7 +143,8 @@ def _fid_command(
     """``gan-aug fid`` of ``fake`` against the real target frames of ``split`` (and their floor)."""
     fid = cfg.fid
     cmd = [tool("gan-aug"), "fid", "--real", str(cache), "--real-domain", cfg.generate.domain]
-    cmd += ["--real-split", split, "--fake", str(fake), "--out", str(out)]
+    # --overwrite: the report is the chain's own file (a step run again replaces it)
+    cmd += ["--real-split", split, "--fake", str(fake), "--out", str(out), "--overwrite"]
     cmd += ["--batch-size", str(fid.batch_size), "--cache-dir", str(layout.fid_cache)]
     cmd += [flag for flag, on in (("--per-class", fid.per_class), ("--kid", fid.kid)) if on]
     cmd += [flag for flag, on in (("--floor", fid.floor), ("--allow-small-n", fid.allow_small_n)) if on]

@@ -14,6 +14,7 @@ from expr_common.data.config import load_data_config
 from expr_common.data.dataset import CachedClips, make_loader
 from expr_common.errors import DataError
 from expr_common.metrics import plot_confusion
+from expr_common.outputs import OutputError, add_overwrite_argument
 from expr_common.paths import resolve_path
 from expr_common.runs import RunDir, open_run_dir
 from expr_common.subcommands import positive_int
@@ -116,10 +117,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--run-dir", type=Path, default=None)
+    add_overwrite_argument(parser, "an earlier evaluation's files in --run-dir")
+
+
+def check_no_evaluation(run: RunDir, overwrite: bool) -> None:
+    """An evaluation already in ``run`` (its metrics.json) is kept unless ``overwrite``: a second split or
+    checkpoint would otherwise replace the first one's figures without a word."""
+    if overwrite or not run.eval_metrics.is_file():
+        return
+    try:
+        held = json.loads(run.eval_metrics.read_text(encoding="utf-8"))
+        what = f" (split {held.get('split')!r}, checkpoint {held.get('checkpoint')})"
+    except (OSError, ValueError, AttributeError):
+        what = ""
+    raise OutputError(
+        f"{run.eval_metrics} already holds an evaluation{what}: choose another --run-dir or pass --overwrite"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     run_dir = open_run_dir(args.run_dir, "recognizer-evaluate", fresh=False)  # it writes beside a run
+    check_no_evaluation(run_dir, args.overwrite)
     metrics = evaluate(
         args.checkpoint,
         run_dir,

@@ -24,6 +24,7 @@ from expr_common.config import from_dict, to_dict
 from expr_common.data.config import PreprocessConfig, load_data_config
 from expr_common.data.dataset import normalize_video
 from expr_common.errors import ExprError, MissingDataError
+from expr_common.outputs import add_overwrite_argument, check_output_file
 from expr_common.paths import resolve_path
 from recognizer.fusion import proportional_fusion
 from recognizer.model import AudioVisualRecognizer
@@ -107,10 +108,15 @@ def example_inputs(preprocess, batch: int = 2) -> tuple[torch.Tensor, ...]:
     return video, audio, ones, ones.clone()
 
 
-def export_onnx(checkpoint: str | Path, out: str | Path, data: str | None = None) -> dict:
+def export_onnx(
+    checkpoint: str | Path, out: str | Path, data: str | None = None, *, overwrite: bool = False
+) -> dict:
     """Write the fused model of ``checkpoint`` to ``out`` (atomically); returns what was written. The input
-    sizes come from the checkpoint's data config (``data``: another one with the same preprocessing)."""
+    sizes come from the checkpoint's data config (``data``: another one with the same preprocessing).
+    ``out`` may not be the checkpoint or the data config, nor an existing file unless ``overwrite``."""
     from recognizer.evaluate import load_model
+
+    check_output_file(out, flag="--onnx", overwrite=overwrite, inputs=(checkpoint, data))
 
     model, cfg, state = load_model(checkpoint)
     selection = selected_fusion(cfg, state)
@@ -143,8 +149,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a recognizer checkpoint (best.pt)")
     parser.add_argument("--onnx", required=True, type=Path, help="the .onnx file to write")
     parser.add_argument("--data", help="data config for the input sizes (default: the checkpoint's)")
+    add_overwrite_argument(parser, "an existing --onnx file")
 
 
 def run(args: argparse.Namespace) -> int:
-    print(json.dumps(export_onnx(args.checkpoint, args.onnx, args.data)))
+    print(json.dumps(export_onnx(args.checkpoint, args.onnx, args.data, overwrite=args.overwrite)))
     return 0

@@ -18,6 +18,7 @@ from expr_common.atomic import write_text
 from expr_common.data.affwild2 import TEST_LIST
 from expr_common.errors import DataError
 from expr_common.labels import NUM_CLASSES, SUBMISSION_HEADER
+from expr_common.outputs import check_output_file
 from expr_common.subcommands import positive_int
 from recognizer.submission import read_video_list
 
@@ -146,6 +147,10 @@ def run(args: argparse.Namespace) -> int:
         return predict_video.run(args)
     if args.checkpoint is None or args.onnx is not None:
         raise DataError("a submission needs --checkpoint (--onnx runs with --video)")
+    inputs = (args.checkpoint, args.data)
+    check_output_file(args.out, flag="--out", overwrite=args.overwrite, inputs=inputs)
+    if args.probs is not None:
+        check_output_file(args.probs, flag="--probs", overwrite=args.overwrite, inputs=(*inputs, args.out))
     tracks = predict_tracks(
         args.checkpoint, data=args.data, split=args.split, source=args.source, batch_size=args.batch_size
     )

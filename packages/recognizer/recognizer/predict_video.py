@@ -193,7 +193,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--faces", choices=("detect", "aligned"), default="detect",
                         help="aligned: the frames are face crops already (no detection)")  # fmt: skip
     parser.add_argument("--render", action="store_true", help="also write annotated.mp4 (the face and label)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an earlier prediction's folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace earlier predictions (--video folders, a submission file)")  # fmt: skip
     parser.add_argument("--detect-every", type=positive_int, default=1,
                         help="detect faces on every n-th frame (and every sampled one)")  # fmt: skip
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from expr_common.atomic import write_text
 from expr_common.logs import get_logger
+from expr_common.outputs import add_overwrite_argument, check_output_file
 from expr_common.paths import repo_root
 from expr_common.subcommands import positive_int
 from gan_aug.fid.features import FeatureExtractor
@@ -43,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--n", type=int, default=None, help="images per side (default: the smaller source)")
     add("--allow-small-n", action="store_true", help=f"compute FID with N < {MIN_FID_N} (biased; warned)")
     add("--out", type=Path, default=None, help="write the JSON report here (always printed)")
+    add_overwrite_argument(parser, "an existing --out report")
     add("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
     add("--batch-size", type=positive_int, default=50)
     add(
@@ -65,6 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.fake is None and not args.floor:
         raise FidError("give --fake (the images to score), --floor (the real-vs-real floor), or both")
+    if args.out is not None:  # before the feature extraction, not after it
+        check_output_file(args.out, flag="--out", overwrite=args.overwrite, inputs=(args.real, args.fake))
     real = open_source(args.real, args.real_split, args.real_domain)
     cache_dir = None if args.no_cache else (args.cache_dir or repo_root() / "runs" / "fid_cache")
     options = {"n": args.n, "per_class": args.per_class, "kid": args.kid, "allow_small_n": args.allow_small_n}

@@ -1,0 +1,100 @@
+"""Issue 29, items 1-4: a file the user names as output never replaces a checkpoint, an unrelated file or
+another evaluation without --overwrite, and a folder given as a file is one line, before any work."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from expr_common.outputs import OutputError, check_output_file
+from expr_common.paths import repo_root
+from gan_aug.cli import main as gan_main
+from recognizer.cli import main as recognizer_main
+
+TINY = str(repo_root() / "configs" / "recognizer" / "tiny.yaml")
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_corpus, tmp_path_factory) -> Path:
+    """One finished tiny recognizer run (two epochs)."""
+    root = tmp_path_factory.mktemp("outputs")
+    run = root / "rec"
+    cache = f"data_overrides=[cache.root={root / 'cache'}]"
+    assert recognizer_main(["train", "--config", TINY, "--run-dir", str(run), "--set", cache]) == 0
+    return run
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_check_output_file_rules(tmp_path):
+    given = tmp_path / "in.pt"
+    given.write_bytes(b"x")
+    with pytest.raises(OutputError, match="is a folder"):
+        check_output_file(tmp_path, flag="--out")
+    with pytest.raises(OutputError, match="own input"):
+        check_output_file(tmp_path / "." / "in.pt", flag="--out", overwrite=True, inputs=(None, given))
+    with pytest.raises(OutputError, match="--overwrite"):
+        check_output_file(given, flag="--out")
+    assert check_output_file(tmp_path / "new.csv", flag="--out") == tmp_path / "new.csv"
+    other = tmp_path / "other.csv"
+    other.write_text("keep")
+    assert check_output_file(other, flag="--out", overwrite=True, inputs=(given,)) == other
+
+
+def test_1_export_never_writes_over_its_own_checkpoint(trained, tmp_path, capsys):
+    checkpoint = shutil.copy(trained / "checkpoints" / "last.pt", tmp_path / "last.pt")
+    before = Path(checkpoint).read_bytes()
+    argv = ["export", "--checkpoint", str(checkpoint), "--onnx", str(checkpoint)]
+    assert recognizer_main([*argv, "--overwrite"]) == 2  # not even with --overwrite
+    assert "own input" in _one_line(capsys) and Path(checkpoint).read_bytes() == before
+    taken = tmp_path / "model.onnx"
+    taken.write_bytes(b"an earlier export")
+    assert recognizer_main(["export", "--checkpoint", str(checkpoint), "--onnx", str(taken)]) == 2
+    assert "--overwrite" in _one_line(capsys) and taken.read_bytes() == b"an earlier export"
+    assert recognizer_main(["export", "--checkpoint", str(checkpoint), "--onnx", str(tmp_path)]) == 2
+    assert "is a folder" in _one_line(capsys)
+
+
+def test_2_predict_keeps_an_unrelated_file_and_names_a_folder(trained, tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    best = str(trained / "checkpoints" / "best.pt")
+    argv = ["predict", "--checkpoint", best, "--split", "test"]
+    assert recognizer_main([*argv, "--out", str(notes)]) == 2
+    assert "--overwrite" in _one_line(capsys) and notes.read_text() == "my notes\n"
+    assert recognizer_main([*argv, "--out", str(tmp_path)]) == 2
+    assert "is a folder" in _one_line(capsys)
+    out = tmp_path / "sub.csv"
+    assert recognizer_main([*argv, "--out", str(out), "--probs", str(notes)]) == 2  # checked before work
+    assert "--probs" in _one_line(capsys) and not out.exists() and notes.read_text() == "my notes\n"
+
+
+def test_3_fid_checks_its_output_before_extracting_features(tmp_path, capsys):
+    report = tmp_path / "report.json"
+    report.write_text("{}\n")
+    real = tmp_path / "no-such-folder"  # the check comes first: no source is opened, no weights loaded
+    assert gan_main(["fid", "--real", str(real), "--floor", "--out", str(report)]) == 2
+    assert "--overwrite" in _one_line(capsys) and report.read_text() == "{}\n"
+    assert gan_main(["fid", "--real", str(real), "--floor", "--out", str(tmp_path)]) == 2
+    assert "is a folder" in _one_line(capsys)
+
+
+def test_4_a_second_evaluation_does_not_replace_the_first(trained, tmp_path, capsys):
+    best = str(trained / "checkpoints" / "best.pt")
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--checkpoint", best, "--run-dir", str(out)]
+    assert recognizer_main([*argv, "--split", "val"]) == 0
+    capsys.readouterr()
+    first = (out / "metrics.json").read_bytes()
+    assert recognizer_main([*argv, "--split", "train"]) == 2
+    err = _one_line(capsys)
+    assert "'val'" in err and "--overwrite" in err and (out / "metrics.json").read_bytes() == first
+    assert recognizer_main([*argv, "--split", "train", "--overwrite"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["split"] == "train"
