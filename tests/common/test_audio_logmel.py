@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -85,3 +87,23 @@ def test_log_mel_rejects_a_window_of_the_wrong_length():
         assert "16000" in str(exc)
     else:
         raise AssertionError("a short window must be refused")
+
+
+def test_spec_augment_time_masks_gain_and_shift():
+    from expr_common.data.audio import SpecAugment
+
+    torch.manual_seed(0)
+    spec = torch.randn(6, 1, 16, 40)
+    assert not SpecAugment(0, 0).active and torch.equal(SpecAugment(0, 0)(spec), spec)
+    masked = SpecAugment(0, 0, time_mask_param=10, time_masks=2)(spec)
+    for x, y in zip(spec, masked):
+        changed = (x != y).any(dim=-2)[0]  # [T]: whole columns only, each set to the sample's mean
+        assert changed.any() and changed.sum() <= 20
+        assert torch.allclose(y[..., changed], x.mean().expand_as(y[..., changed]))
+    loud = SpecAugment(0, 0, gain_db=6.0)(spec)
+    offset = (loud - spec).flatten(1)
+    assert torch.allclose(offset, offset[:, :1].expand_as(offset), atol=1e-6)  # one offset per sample
+    assert offset.abs().max() <= 6.0 * math.log(10) / 10 + 1e-6 and offset[:, 0].std() > 0
+    shifted = SpecAugment(0, 0, shift_steps=5)(spec)
+    assert all(any(torch.equal(torch.roll(x, s, -1), y) for s in range(-5, 6)) for x, y in zip(spec, shifted))
+    assert SpecAugment(0, 0, shift_steps=5)(spec[0]).shape == spec[0].shape  # one sample [1, F, T]

@@ -125,3 +125,12 @@ def test_required_key_missing():
 
     with pytest.raises(ConfigError, match="missing required key 'root'"):
         from_dict({}, NeedsRoot, "x.yaml")
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "\n\n"])
+def test_an_empty_config_is_refused_not_all_defaults(tmp_path, text):
+    """Issue 29, item 6: an empty file used to load as every default (a 300-epoch full-size run)."""
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="empty.yaml: the config is empty"):
+        load_config(path, Model)

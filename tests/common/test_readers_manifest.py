@@ -139,3 +139,30 @@ def test_wrong_root_and_empty_manifest(tmp_path):
     write_manifest(tmp_path)
     with pytest.raises(DatasetFormatError, match="no samples found"):
         read(tmp_path)
+
+
+def test_tiff_faces_and_flv_clips_are_read(tmp_path):
+    """JAFFE's faces are TIFF (some palette images) and CREMA-D's clips FLV: both are rows like any other,
+    and the palette TIFF decodes to the grey it shows."""
+    import av
+    from PIL import Image
+
+    from expr_common.data.faces import read_image
+    from expr_common.media import read_video
+
+    grey = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4
+    Image.fromarray(grey, "L").convert("P").save(tmp_path / "face.tiff")
+    with av.open(str(tmp_path / "clip.flv"), "w", format="flv") as container:
+        stream = container.add_stream("flv", rate=5)
+        stream.width = stream.height = 16
+        stream.pix_fmt = "yuv420p"
+        for _ in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), 128, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    path = write_manifest(tmp_path, "img,face.tiff,,Fear,train,p1,", "vid,clip.flv,,Anger,test,p2,")
+    refs = {r.sample_id: r for r in read(path).refs}
+    assert refs["img"].frame_paths == (tmp_path / "face.tiff",) and refs["vid"].video == tmp_path / "clip.flv"
+    pixels = read_image(str(tmp_path / "face.tiff"))
+    assert pixels.shape == (8, 8, 3) and (pixels == grey[..., None]).all()
+    assert read_video(tmp_path / "clip.flv").shape[0] == 3

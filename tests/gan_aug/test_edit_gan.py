@@ -160,7 +160,9 @@ def _data_config(edit_cache: Path, folder: Path) -> Path:
     return path
 
 
-def test_generate_edit_writes_clips_of_training_windows_deterministically(edit_run, edit_cache, tmp_path):
+def test_generate_edit_writes_clips_of_training_windows_deterministically(
+    edit_run, edit_cache, tmp_path, capsys
+):
     import csv
 
     from expr_common.data.dataset import CachedClips
@@ -205,6 +207,10 @@ def test_generate_edit_writes_clips_of_training_windows_deterministically(edit_r
     assert all(train_windows[r["source_sample"]]["label"] in (0, 7) for r in calm)
     calm_report = json.loads((tmp_path / "calm" / "edit_report.json").read_text())
     assert calm_report["source_classes"] == [CLASS_NAMES[c] for c in sorted(labelled & {0, 7})]
+    # a name that is no class: one line naming it, before the checkpoint is read (issue 29, item 13)
+    assert main([*argv, "--source-classes", "Neutral,Bogus", "--out", str(tmp_path / "bogus")]) == 2
+    assert "--source-classes 'Neutral,Bogus': unknown label 'Bogus'" in capsys.readouterr().err
+    assert not (tmp_path / "bogus").exists()
 
 
 def test_generate_refuses_the_wrong_mode_for_a_checkpoint(edit_run, edit_cache, tmp_path, capsys) -> None:

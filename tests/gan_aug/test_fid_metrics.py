@@ -97,6 +97,9 @@ def test_fid_small_n_refused_unless_allowed(tmp_path):
     assert report["n"] == 6 and report["fake"]["available"] == 9  # equal N on both sides
     assert any("N=6" in w and "biased" in w for w in report["warnings"])
     assert report["fid"] > 0 and report["kid"]["subset_size"] == 6
+    assert not any("--n" in w for w in report["warnings"])
+    asked = compute_report(real, fake, n=1000, extractor=CountingExtractor(), allow_small_n=True)
+    assert asked["n"] == 6 and any("--n 1000" in w and "N = 6" in w for w in asked["warnings"])
 
 
 def test_fid_real_features_cached(tmp_path):

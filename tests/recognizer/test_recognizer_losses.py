@@ -153,3 +153,16 @@ def test_recognizer_loss_single_branch_has_no_aux() -> None:
     parts = recognizer_loss(loss_fn, {"prob": p, "prob_v": p}, torch.tensor([0, 1, 2]), aux_weight=1.0)
     assert set(parts) == {"loss", "loss_fused"}
     assert torch.equal(parts["loss"], parts["loss_fused"])
+
+
+def test_label_smoothing_is_cross_entropy_against_the_smoothed_target() -> None:
+    torch.manual_seed(0)
+    p = torch.randn(16, 8).softmax(dim=1)
+    y = torch.randint(0, 8, (16,))
+    loss = CoarseFineLoss(mu=(0.0,) * 6, label_smoothing=0.2)(p, y)
+    assert torch.allclose(loss, F.cross_entropy(p.log(), y, label_smoothing=0.2), atol=1e-6)
+    plain = CoarseFineLoss(mu=MU)(p, y)
+    assert not torch.allclose(CoarseFineLoss(mu=MU, label_smoothing=0.1)(p, y), plain)
+    assert build_loss(LossConfig(label_smoothing=0.1)).label_smoothing == 0.1
+    with pytest.raises(ValueError, match="label_smoothing"):
+        LossConfig(label_smoothing=1.0)

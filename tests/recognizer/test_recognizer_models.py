@@ -165,3 +165,22 @@ def test_gcsa_switch_changes_the_network() -> None:
     assert isinstance(without.attention, torch.nn.Identity)
     assert sum(p.numel() for p in with_gcsa.parameters()) > sum(p.numel() for p in without.parameters())
     assert without(torch.randn(1, 1, 3, 48, 48)).shape == (1, 16)
+
+
+def test_test_flip_averages_a_frame_and_its_mirror_outside_training() -> None:
+    torch.manual_seed(0)
+    net = RHCNN(replace(TINY_V, test_flip=True)).eval()
+    plain = RHCNN(TINY_V).eval()
+    plain.load_state_dict(net.state_dict())
+    video = torch.randn(2, 3, 3, 32, 32)
+    with torch.no_grad():
+        both = (plain(video) + plain(video.flip(-1))) / 2
+        assert torch.allclose(net(video), both, atol=1e-5)
+        assert torch.allclose(net(video), net(video.flip(-1)), atol=1e-5)  # mirror-invariant
+        assert not torch.allclose(plain(video), plain(video.flip(-1)), atol=1e-3)
+    net.train()  # training sees each frame once, as given
+    torch.manual_seed(1)
+    a = net(video)
+    plain.train()
+    torch.manual_seed(1)
+    assert torch.allclose(a, plain(video), atol=1e-5)

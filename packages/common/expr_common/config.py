@@ -54,8 +54,8 @@ def load_config(path: str | Path | None, schema: type[T], overrides: Sequence[st
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
         except RecursionError:  # PyYAML composes nested collections recursively
             raise ConfigError(f"{path}: not valid YAML: collections nested too deeply") from None
-        if loaded is None:
-            loaded = {}
+        if loaded is None:  # a 0-byte or comments-only file: never "all defaults" (a full-size run)
+            raise ConfigError(f"{path}: the config is empty; it must set at least one key")
         if not isinstance(loaded, Mapping):
             raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(loaded).__name__}")
         data = dict(loaded)

@@ -50,6 +50,14 @@ SOURCE_COLUMNS = ("source_sample", SOURCE_CLASS)
 EDIT_REPORT = "edit_report.json"  # beside the manifest: how well the edits keep their people
 
 
+def parse_source_classes(text: str) -> list[int]:
+    """``--source-classes Neutral,Other`` -> class indices; a name that is no class is one line."""
+    try:
+        return [parse_label(name.strip()) for name in text.split(",") if name.strip()]
+    except ValueError as exc:
+        raise GenerateError(f"--source-classes {text!r}: {exc}") from None
+
+
 def source_windows(
     data: str | Path, source: str, classes: list[int] | None, overrides: Sequence[str] = ()
 ) -> tuple[CachedClips, list[int]]:
@@ -95,8 +103,8 @@ def edit_clips(
     device: str | None = None,
     overwrite: bool = False,
 ) -> GenerateResult:
+    wanted = None if source_classes is None else parse_source_classes(source_classes)
     out, manifest, G, state, config = open_request(checkpoint, out_dir, "edit", device, overwrite)
-    wanted = None if source_classes is None else [parse_label(n.strip()) for n in source_classes.split(",")]
     clips, kept = source_windows(data, source, wanted, data_overrides)
     domains = config.model.domains
     target = config.target_domain

@@ -78,6 +78,9 @@ class VisualConfig:
     temporal: Literal["mean", "tconv"] = "mean"  # frame aggregation; mean is order-free and fine for K=1
     temporal_kernel: int = 3  # width of the optional temporal conv (odd, "same" padded, so any K works)
     dropout: float = 0.2  # before the classifier head (paper, section 4.2)
+    # Outside training, each frame's features are the mean of the frame's and its mirror image's (test-time
+    # flip: a face's expression is near-symmetric). Off in the paper.
+    test_flip: bool = False
 
     def __post_init__(self) -> None:
         if self.in_channels < 1:
@@ -210,8 +213,12 @@ class LossConfig:
     mu: tuple[float, ...] = DEFAULT_MU  # mu12 mu13 mu14 mu23 mu24 mu34 (labels.py: adjacent 0.5, opposite 1)
     aux_weight: float = 0.5  # per-branch terms keep each branch a classifier on its own (missing modality)
     eps: float = 1e-8  # probabilities are clamped here before the log: a fused P can hold exact zeros
+    # Share of the target spread evenly over the classes (Szegedy et al. 2016); 0 = the paper's hard labels.
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if len(self.coarse_groups) != NUM_CLASSES:
             raise ValueError(
                 f"coarse_groups needs one group per class ({NUM_CLASSES}), got {self.coarse_groups}"

@@ -2,6 +2,9 @@
 
 L_cf = -(1/N) sum_i w_i (1 + mu[g(pred_i), g(y_i)]) log p_i[y_i]
 
+With label smoothing s, ``log p_i[y_i]`` becomes ``(1 - s) log p_i[y_i] + s mean_c log p_i[c]`` (the
+cross-entropy against a target that puts s/C on every class besides 1 - s on y_i).
+
 g maps a class to its valence-arousal quadrant, pred_i is the argmax of p_i (a constant: no gradient flows
 through the choice of penalty), mu is the symmetric 4x4 matrix of labels.mu_matrix with a zero diagonal,
 so an error inside the right quadrant costs plain cross-entropy and one across quadrants costs more.
@@ -32,8 +35,10 @@ class CoarseFineLoss(nn.Module):
         groups: Sequence[int] = DEFAULT_COARSE_GROUPS,
         mu: Sequence[float] = DEFAULT_MU,
         eps: float = 1e-8,
+        label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
+        self.label_smoothing = label_smoothing
         # Not persistent: they are rebuilt from the config that every checkpoint carries.
         self.register_buffer("groups", torch.tensor(list(groups), dtype=torch.long), persistent=False)
         self.register_buffer("mu", torch.tensor(mu_matrix(list(mu)), dtype=torch.float32), persistent=False)
@@ -49,7 +54,10 @@ class CoarseFineLoss(nn.Module):
         target = target.long()
         labelled = target != UNLABELLED
         safe = torch.where(labelled, target, torch.zeros_like(target))  # any valid index; masked below
-        nll = -torch.log(prob.gather(1, safe[:, None]).squeeze(1).clamp_min(self.eps))
+        log_prob = torch.log(prob.clamp_min(self.eps))
+        nll = -log_prob.gather(1, safe[:, None]).squeeze(1)
+        if self.label_smoothing > 0:
+            nll = (1.0 - self.label_smoothing) * nll - self.label_smoothing * log_prob.mean(dim=1)
         pred = prob.detach().argmax(dim=1)
         factor = 1.0 + self.mu[self.groups[pred], self.groups[safe]]
         terms = factor * nll
@@ -64,7 +72,7 @@ def build_loss(cfg: LossConfig) -> CoarseFineLoss:
     """The configured loss; "ce" is the same module with every mu at 0, i.e. plain NLL on probabilities,
     so both kinds share the -1 handling, the weights and the clamping."""
     mu = cfg.mu if cfg.kind == "coarse_fine" else (0.0,) * len(MU_PAIRS)
-    return CoarseFineLoss(cfg.coarse_groups, mu, cfg.eps)
+    return CoarseFineLoss(cfg.coarse_groups, mu, cfg.eps, cfg.label_smoothing)
 
 
 def recognizer_loss(

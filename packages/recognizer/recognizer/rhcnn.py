@@ -123,10 +123,15 @@ class RHCNN(nn.Module):
         B, K, C, H, W = video.shape
         # Frames are independent images until the temporal step: fold K into the batch.
         x = rearrange(video, "b k c h w -> (b k) c h w")
+        flip = self.cfg.test_flip and not self.training
+        if flip:  # each frame and its mirror image in one batch; their features are averaged below
+            x = torch.cat([x, x.flip(-1)])
         x = self.stem(self._channels(x))  # (B*K), w1, H/4, W/4 with strides (2, 2)
         x = self.blocks(x)  # (B*K), D, H/16, W/16 with three stages
         x = self.attention(x)
         x = x.mean(dim=(2, 3))  # (B*K), D
+        if flip:
+            x = rearrange(x, "(two n) d -> two n d", two=2).mean(dim=0)
         x = rearrange(x, "(b k) d -> b k d", b=B, k=K)
         return self.temporal(x)  # B, D
 

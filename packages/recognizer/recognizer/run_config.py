@@ -82,6 +82,8 @@ class TrainConfig:
     # Chance that a V+A training sample hides its audio or its video (one of the two, evenly): keeps the
     # branches learning on their own inside the fused loss (recognizer/modality_dropout.py). 0 = paper.
     modality_dropout: float = 0.0
+    # Mixup's Beta(alpha, alpha) (recognizer/mixup.py): blends training samples and their labels; 0 = off.
+    mixup: float = 0.0
     workers: int = 2  # DataLoader processes
     channels_last: bool | None = None  # NHWC activations; None = on for CUDA (tensor cores), off on CPU
     compile: bool = False  # torch.compile the model: faster steps on GPU after a compile of a minute or so
@@ -96,6 +98,8 @@ class TrainConfig:
     freeze_epochs: int = 0
 
     def __post_init__(self) -> None:
+        if self.mixup < 0:
+            raise ValueError(f"train.mixup must be >= 0 (0 = off), got {self.mixup}")
         if not 0.0 <= self.modality_dropout <= 1.0:
             raise ValueError(f"train.modality_dropout must be in [0, 1], got {self.modality_dropout}")
         positive = {
@@ -152,7 +156,12 @@ SHAPE_FREE_KEYS = {("audio", "stem_pool"): [1, 1], ("visual", "stem_stride"): 2}
 
 def stored_recognizer_config(state: dict, source: str) -> RecognizerConfig:
     """The config stored in a recognizer checkpoint; one written before ``model.audio.stem_pool`` existed
-    gets ``[1, 1]`` (the full-resolution input it was trained on), never the new "auto"."""
+    gets ``[1, 1]`` (the full-resolution input it was trained on), never the new "auto". A GAN's checkpoint
+    is named as one (its config would otherwise fail on a key of the GAN's schema)."""
+    if "G_ema" in state:
+        raise CheckpointError(
+            f"{source} is a GAN checkpoint (`gan-aug train`): give a `recognizer train` checkpoint (best.pt)"
+        )
     stored = state.get(CONFIG_KEY)
     if isinstance(stored, dict) and isinstance(stored.get("model"), dict):
         model = dict(stored["model"])

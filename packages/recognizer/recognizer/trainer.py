@@ -44,6 +44,7 @@ from recognizer.evaluation import (
 from recognizer.extra_data import TrainingMix, open_extra
 from recognizer.init_from import INIT_FROM_FILE, drop_frozen_grads, hold_frozen_norms, load_matching
 from recognizer.losses import build_loss, recognizer_loss, with_every_parameter
+from recognizer.mixup import mix_batch, mixup_loss
 from recognizer.modality_dropout import drop_modalities
 from recognizer.model import AudioVisualRecognizer
 from recognizer.optim import build_optimizer, lr_factor
@@ -234,10 +235,7 @@ def train_step(loop: Loop, batch: dict[str, torch.Tensor]) -> dict[str, torch.Te
     acc, cfg, model = loop.accelerator, loop.cfg, loop.model
     has_audio, has_video = drop_modalities(batch["has_audio"], batch["has_video"], cfg.train.modality_dropout)
     with acc.autocast():
-        out = model(normalize_video(batch["video"]), batch["audio"], has_video, has_audio)
-        parts = recognizer_loss(
-            loop.loss_fn, out, batch["label"], has_audio, has_video, cfg.loss.aux_weight, batch.get("weight")
-        )
+        parts = forward_and_loss(loop, batch, has_audio, has_video)
     finite = torch.isfinite(parts["loss"].detach()).reshape(1).float()
     if float(acc.reduce(finite, "sum")) < acc.num_processes:
         loop.optimizer.zero_grad(set_to_none=True)
@@ -250,6 +248,21 @@ def train_step(loop: Loop, batch: dict[str, torch.Tensor]) -> dict[str, torch.Te
     loop.optimizer.step()
     loop.optimizer.zero_grad(set_to_none=True)
     return parts
+
+
+def forward_and_loss(loop: Loop, batch: dict, has_audio: torch.Tensor, has_video: torch.Tensor) -> dict:
+    """The model on a training batch and its loss parts; with ``train.mixup`` the batch is blended with a
+    shuffled copy of itself and the loss with it (recognizer/mixup.py)."""
+    cfg, video, audio, label = loop.cfg, normalize_video(batch["video"]), batch["audio"], batch["label"]
+    weight = batch.get("weight")
+    if cfg.train.mixup <= 0:
+        out = loop.model(video, audio, has_video, has_audio)
+        return recognizer_loss(loop.loss_fn, out, label, has_audio, has_video, cfg.loss.aux_weight, weight)
+    video, audio, partner, lam = mix_batch(video, audio, has_video, has_audio, cfg.train.mixup)
+    out = loop.model(video, audio, has_video, has_audio)
+    return mixup_loss(
+        loop.loss_fn, out, label, partner, lam, has_audio, has_video, cfg.loss.aux_weight, weight
+    )
 
 
 def train_epoch(loop: Loop, epoch: int) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from expr_common.data.config import load_data_config
 from expr_common.data.prepare import PrepareError, prepare
 from expr_common.data.prepare_parts import merge
 from expr_common.runs import add_override_argument
+from expr_common.subcommands import positive_int
 from expr_common.synth.ondemand import ensure_sources
 
 
@@ -19,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_override_argument(parser, "preprocess.frames=4")
     parser.add_argument(
-        "--workers", type=int, default=None, help="decoding processes (default: cache.workers)"
+        "--workers", type=positive_int, default=None, help="decoding processes (default: cache.workers)"
     )
     parser.add_argument("--force", action="store_true", help="rebuild even if the cache is up to date")
     shared = parser.add_mutually_exclusive_group()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from expr_common.config import apply_overrides, from_dict, to_dict
 from expr_common.runs import add_override_argument
+from expr_common.subcommands import positive_int
 from expr_common.synth.presets import PRESET_NAMES, SynthConfig, preset
 
 
@@ -18,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=PRESET_NAMES, default="demo")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--workers", type=int, default=None, help="rendering processes (default: the preset's)"
+        "--workers", type=positive_int, default=None, help="rendering processes (default: the preset's)"
     )
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.add_argument(

@@ -102,3 +102,49 @@ class FrequencyMask(torch.nn.Module):
         for _ in range(self.count):
             keep = self.mask(keep)
         return torch.where(keep > 0, spec, spec.mean(dim=(-2, -1), keepdim=True))
+
+
+class SpecAugment(torch.nn.Module):
+    """Training-time augmentation of log-mels ``[1, F, T]`` or ``[B, 1, F, T]``, each sample drawn on its
+    own: SpecAugment's frequency masks (:class:`FrequencyMask`) and time masks (torchaudio's
+    ``TimeMasking``; masked steps take the sample's mean), a random gain of up to ``gain_db`` either way
+    (an offset of the natural-log power) and a circular time shift of up to ``shift_steps`` either way."""
+
+    def __init__(
+        self,
+        freq_mask_param: int = 8,
+        freq_masks: int = 1,
+        time_mask_param: int = 0,
+        time_masks: int = 0,
+        gain_db: float = 0.0,
+        shift_steps: int = 0,
+    ):
+        super().__init__()
+        use_freq = freq_masks > 0 and freq_mask_param > 0
+        self.freq = FrequencyMask(freq_mask_param, freq_masks) if use_freq else None
+        use_time = time_masks > 0 and time_mask_param > 0
+        self.time = torchaudio.transforms.TimeMasking(time_mask_param, iid_masks=True) if use_time else None
+        self.time_masks = time_masks
+        self.gain = gain_db * float(np.log(10.0)) / 10.0  # dB of power -> natural-log units
+        self.shift_steps = shift_steps
+
+    @property
+    def active(self) -> bool:
+        return self.freq is not None or self.time is not None or self.gain > 0 or self.shift_steps > 0
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:  # [1, F, T] or [B, 1, F, T]
+        lead = spec.shape[:-3]  # () for one sample, (B,) for a batch
+        if self.shift_steps > 0:
+            shifts = torch.randint(-self.shift_steps, self.shift_steps + 1, lead or (1,)).tolist()
+            rows = spec.reshape(-1, *spec.shape[-3:])
+            spec = torch.stack([torch.roll(x, s, dims=-1) for x, s in zip(rows, shifts)]).reshape(spec.shape)
+        if self.gain > 0:
+            spec = spec + (torch.rand(*lead, 1, 1, 1) * 2 - 1) * self.gain
+        if self.freq is not None:
+            spec = self.freq(spec)
+        if self.time is not None:
+            keep = torch.ones(*spec.shape[:-2], 1, spec.shape[-1], dtype=spec.dtype)
+            for _ in range(self.time_masks):
+                keep = self.time(keep)
+            spec = torch.where(keep > 0, spec, spec.mean(dim=(-2, -1), keepdim=True))
+        return spec

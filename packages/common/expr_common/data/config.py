@@ -84,6 +84,10 @@ class PreprocessConfig:
 class AugmentConfig:
     freq_mask_param: int = 8  # SpecAugment-style: up to 8 of 64 mel bands masked per mask
     freq_masks: int = 1  # masks per training sample; 0 turns frequency masking off
+    time_mask_param: int = 0  # SpecAugment time masks: up to this many log-mel steps per mask
+    time_masks: int = 0  # time masks per training sample; 0 = off
+    gain_db: float = 0.0  # random gain of up to this many dB either way; 0 = off
+    time_shift: float = 0.0  # circular shift of up to this share of the window either way; 0 = off
     # Video, per clip (the same draw for all K frames): data/video_augment.py
     hflip: bool = True  # random horizontal flip
     crop_scale: float = 0.85  # random resized crop of at least this share of the area; 1.0 = off
@@ -92,6 +96,10 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         if not 0.1 <= self.crop_scale <= 1.0 or self.color_jitter < 0:
             raise ValueError("augment.crop_scale must be in [0.1, 1] and augment.color_jitter >= 0")
+        if min(self.time_mask_param, self.time_masks, self.freq_mask_param, self.freq_masks) < 0:
+            raise ValueError("augment's mask sizes and counts must be >= 0")
+        if self.gain_db < 0 or not 0.0 <= self.time_shift <= 0.5:
+            raise ValueError("augment.gain_db must be >= 0 and augment.time_shift in [0, 0.5]")
 
 
 @dataclass

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from expr_common.errors import MissingDataError
 from expr_common.config import from_dict
-from expr_common.data.audio import FrequencyMask
+from expr_common.data.audio import SpecAugment
 from expr_common.data.config import AugmentConfig, PreprocessConfig
 from expr_common.data.video_augment import ClipAugment
 from expr_common.labels import NUM_CLASSES
@@ -141,6 +141,16 @@ def normalize_video(video: torch.Tensor) -> torch.Tensor:
     return video.float().div_(127.5).sub_(1.0)
 
 
+def spec_augment_of(augment: AugmentConfig, cache_config: dict[str, Any]) -> SpecAugment:
+    """The log-mel augmentation of ``augment`` for a cache's preprocessing (the shift is a share of its T)."""
+    pre = cache_config.get("preprocess", {})
+    steps = int(round(pre.get("window_seconds", 2.0) * 1000 / pre.get("hop_ms", 10.0)))
+    return SpecAugment(
+        augment.freq_mask_param, augment.freq_masks, augment.time_mask_param, augment.time_masks,
+        augment.gain_db, int(round(augment.time_shift * steps)),
+    )  # fmt: skip
+
+
 class CachedClips(Dataset):
     """Samples of a prepared cache as DESIGN.md's dict: ``video`` uint8 ``[K, C, H, W]`` (see
     :func:`normalize_video`), ``audio`` float32 ``[1, F, T]``, ``label`` int64, ``has_audio`` /
@@ -177,8 +187,8 @@ class CachedClips(Dataset):
         self.shard_files = [self.root / s["file"] for s in index["shards"]]
         self.labels = torch.tensor([e["label"] for e in self.entries], dtype=torch.int64)
         augment = augment or AugmentConfig()
-        use_mask = train and augment.freq_masks > 0 and augment.freq_mask_param > 0
-        self.mask = FrequencyMask(augment.freq_mask_param, augment.freq_masks) if use_mask else None
+        spec_augment = spec_augment_of(augment, self.config)
+        self.mask = spec_augment if train and spec_augment.active else None
         clip_augment = ClipAugment(augment)
         self.clip_augment = clip_augment if train and clip_augment.active else None
         self._shard_of = torch.tensor([e["shard"] for e in self.entries], dtype=torch.int64)

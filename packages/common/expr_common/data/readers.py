@@ -27,8 +27,8 @@ from expr_common.logs import get_logger
 from expr_common.media import MediaError, MediaInfo, probe
 
 FORMATS = ("affwild2", "afew", "ckplus", "manifest")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv")
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus")
 _SHOWN_WARNINGS = 10  # a real dataset can produce hundreds; the rest stay in ReadResult.warnings
 

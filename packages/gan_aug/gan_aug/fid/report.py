@@ -95,6 +95,9 @@ def report_with_features(
         raise FidError(f"--n {n}: FID needs at least 2 images per side")
     size = min(n or len(real.items), len(real.items), len(fake.items))
     notes: list[str] = []
+    if n is not None and size < n:  # --n asked for more than one side holds: say so, in the report too
+        notes.append(f"--n {n} asked for more images than there are: N = {size} (real {len(real.items)}, "
+                     f"fake {len(fake.items)})")  # fmt: skip
     if size < MIN_FID_N:
         if not allow_small_n:
             raise FidError(

@@ -1,5 +1,7 @@
-"""Issue 29, items 1-4: a file the user names as output never replaces a checkpoint, an unrelated file or
-another evaluation without --overwrite, and a folder given as a file is one line, before any work."""
+"""Issue 29's faults, one test each (each failed on the main before the fix). Items 1-4: a file the user names
+as output never replaces a checkpoint, an unrelated file or another evaluation without --overwrite, and a
+folder given as a file is one line, before any work. Items 6 and 13 are tested beside their modules
+(test_config.py, test_edit_gan.py); the minor ones are at the end."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
+from expr_common.cli import main as data_main
 from expr_common.outputs import OutputError, check_output_file
 from expr_common.paths import repo_root
 from gan_aug.cli import main as gan_main
@@ -98,3 +102,16 @@ def test_4_a_second_evaluation_does_not_replace_the_first(trained, tmp_path, cap
     assert "'val'" in err and "--overwrite" in err and (out / "metrics.json").read_bytes() == first
     assert recognizer_main([*argv, "--split", "train", "--overwrite"]) == 0
     assert json.loads((out / "metrics.json").read_text())["split"] == "train"
+
+
+def test_a_gan_checkpoint_given_to_the_recognizer_is_named_so(tmp_path, capsys):
+    gan = tmp_path / "gan.pt"
+    torch.save({"G": {}, "G_ema": {}, "config": {"target_domain": "affwild2"}}, gan)
+    assert recognizer_main(["export", "--checkpoint", str(gan), "--onnx", str(tmp_path / "m.onnx")]) == 2
+    assert "is a GAN checkpoint" in _one_line(capsys)
+
+
+def test_prepare_refuses_a_negative_worker_count(capsys):
+    with pytest.raises(SystemExit) as stop:
+        data_main(["prepare", "--config", "x.yaml", "--workers", "-3"])
+    assert stop.value.code == 2 and "expected a number >= 1, got -3" in capsys.readouterr().err
