@@ -46,6 +46,7 @@ from expr_common.paths import repo_root  # noqa: E402
 from expr_common.runs import read_metrics  # noqa: E402
 
 BIN = Path(sys.executable).parent
+MODEL_CHOICES = ("recognizer", "plain", "recognizer_pretrained")
 ENV = {**os.environ, "EXPR_PROGRESS": "0"}
 
 
@@ -144,17 +145,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--only", default=",".join(SETS), help="comma-separated set names")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--models", default="recognizer,plain", help="recognizer, plain or both")
-    parser.add_argument("--pretrain", action="store_true",
-                        help="add the recognizer pre-trained on TWDB + JAFFE (sfew)")  # fmt: skip
+    models = ", ".join(MODEL_CHOICES)
+    parser.add_argument("--models", default="recognizer,plain", help=f"any of {models} (pre-trained: sfew)")
     parser.add_argument("--work", type=Path, default=repo_root() / "runs" / "realbench")
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
-    if not args.models or set(args.models) - {"recognizer", "plain"}:
-        parser.error("--models: recognizer, plain or recognizer,plain")
+    if not args.models or set(args.models) - set(MODEL_CHOICES):
+        parser.error(f"--models: any of {', '.join(MODEL_CHOICES)}")
     unknown = [s for s in args.only if s not in SETS]
     if unknown:
         parser.error(f"--only: unknown sets {', '.join(unknown)}; the bench has {', '.join(SETS)}")

@@ -75,3 +75,23 @@ def test_invalid_fusion_weight_in_data_names_the_key() -> None:
 def test_invalid_sections_raise(make) -> None:
     with pytest.raises(ValueError):
         make()
+
+
+def test_paper_yaml_keeps_the_papers_setting_whatever_the_defaults():
+    from expr_common.paths import repo_root
+    from recognizer.run_config import load_recognizer_config
+
+    cfg = load_recognizer_config(repo_root() / "configs" / "recognizer" / "paper.yaml")
+    o, t, m = cfg.optim, cfg.train, cfg.model
+    assert (o.name, o.lr, o.head_lr, o.momentum, o.schedule, o.warmup_epochs) == (
+        "sgd",
+        1e-4,
+        1e-3,
+        0.9,
+        "constant",
+        0,
+    )
+    assert (t.epochs, t.batch_size, t.balanced, t.mixup, t.modality_dropout) == (300, 16, False, 0.0, 0.0)
+    assert (cfg.loss.kind, cfg.loss.label_smoothing) == ("coarse_fine", 0.0)
+    assert m.visual.test_flip is False and m.audio.stem_pools == (1, 1) and m.visual.stem_strides == (2, 2)
+    assert m.visual.dropout == m.audio.dropout == 0.2 and m.visual.gcsa and m.audio.gcsa

@@ -5,8 +5,10 @@ folder given as a file is one line, before any work. Items 6 and 13 are tested b
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
+import types
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,64 @@ def test_prepare_refuses_a_negative_worker_count(capsys):
     with pytest.raises(SystemExit) as stop:
         data_main(["prepare", "--config", "x.yaml", "--workers", "-3"])
     assert stop.value.code == 2 and "expected a number >= 1, got -3" in capsys.readouterr().err
+
+
+def test_9_a_full_disk_inside_torch_save_is_a_disk_error_not_a_bug(tmp_path, monkeypatch):
+    """torch's zip writer turns the ENOSPC of a write into ``RuntimeError: [enforce fail at
+    inline_container.cc] unexpected pos``, which the command line printed as an internal error."""
+    import contextlib
+    import errno
+    import io
+
+    from expr_common import checkpoint
+
+    class FullDisk(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    @contextlib.contextmanager
+    def full(path, mode="w", **kwargs):
+        yield FullDisk()
+
+    monkeypatch.setattr(checkpoint, "atomic_write", full)
+    with pytest.raises(OSError) as caught:
+        checkpoint.save_checkpoint(tmp_path / "last.pt", {"w": torch.zeros(4096)})
+    assert caught.value.errno == errno.ENOSPC
+
+
+def test_8_a_folder_the_user_may_not_write_is_one_line(tiny_corpus, capsys):
+    """Tests run as root in CI, where chmod does not stop a write: /sys refuses every user (EPERM)."""
+    from expr_common import subcommands
+
+    run = "/sys/expr-toolkit-test/run"
+    assert recognizer_main(["train", "--config", TINY, "--run-dir", run]) == 2
+    err = _one_line(capsys)
+    assert err.startswith("recognizer train: error: operation not permitted: /sys/expr-toolkit-test")
+    for code in (errno.EACCES, errno.EROFS):
+        module = types.SimpleNamespace(run=lambda args, code=code: _raise(OSError(code, "no", "/ro/x")))
+        assert subcommands.run_module("p", "c", module, None) == 2
+        assert capsys.readouterr().err == "p c: error: no: /ro/x\n"
+
+
+def _raise(exc: BaseException):
+    raise exc
+
+
+def test_12_a_data_config_of_other_inputs_is_refused_naming_the_keys(trained, tmp_path, capsys):
+    import yaml
+
+    data = yaml.safe_load((repo_root() / "configs" / "data" / "synthetic_tiny.yaml").read_text())
+    data["preprocess"] |= {"image_size": 64, "frames": 2}
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(data))
+    best = str(trained / "checkpoints" / "best.pt")
+    argv = ["evaluate", "--checkpoint", best, "--data", str(other), "--run-dir", str(tmp_path / "e")]
+    assert recognizer_main(argv) == 2
+    err = _one_line(capsys)
+    assert "frames 4 there, 2 here" in err and "image_size 48 there, 64 here" in err
+    onnx = tmp_path / "m.onnx"
+    assert recognizer_main(["export", "--checkpoint", best, "--data", str(other), "--onnx", str(onnx)]) == 2
+    assert "image_size 48 there, 64 here" in _one_line(capsys) and not onnx.exists()

@@ -12,6 +12,7 @@ code.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import re
@@ -75,8 +76,12 @@ def save_checkpoint(
         if keep_previous and path.is_file():
             _keep_copy(path, previous_path(path), link=True)
 
+    # Serialised in memory first, then written: torch's zip writer reports a full disk as a RuntimeError
+    # ("enforce fail at inline_container.cc"), a plain write as the OSError (ENOSPC) that names the file.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     with atomic_write(path, "wb", before_replace=keep) as handle:
-        torch.save(payload, handle)
+        handle.write(buffer.getbuffer())
     return path
 
 

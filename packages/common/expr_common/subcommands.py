@@ -8,6 +8,7 @@ it stops early: the last checkpoint and the ``--resume`` line). What happens to 
 - a project error (a bad config, data, checkpoint or run folder): one line
   ``<prog> <command>: error: <message>``, exit code 2;
 - a full disk: one line naming the file being written, and the stop note, exit code 2;
+- a folder or file the user may not write (or read): one line naming it, exit code 2;
 - Ctrl-C: one line with the stop note, exit code 130;
 - anything else is a bug: its traceback, then a line asking for a bug report, exit code 1.
 
@@ -31,6 +32,7 @@ USER_ERROR_EXIT = 2
 BUG_EXIT = 1
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, as shells report a Ctrl-C
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+NOT_ALLOWED = (errno.EACCES, errno.EPERM, errno.EROFS)  # a read-only folder or disk, another user's file
 BUG_REPORT = (
     "this is a bug in the toolkit, not a problem with your input: please report it with the traceback above "
     "and the command line"
@@ -77,6 +79,9 @@ def run_module(prog: str, command: str, module: ModuleType, args: argparse.Names
         _say(f"{where}: error: {exc}")
         return USER_ERROR_EXIT
     except OSError as exc:
+        if exc.errno in NOT_ALLOWED:
+            _say(f"{where}: error: {(exc.strerror or 'not allowed').lower()}: {exc.filename or 'a file'}")
+            return USER_ERROR_EXIT
         if exc.errno not in DISK_FULL:
             return _bug(where)
         target = exc.filename or "a file"

@@ -27,6 +27,7 @@ from recognizer.evaluation import (
     select_fusion_and_smoothing,
     write_predictions,
 )
+from recognizer.export import check_same_inputs
 from recognizer.model import AudioVisualRecognizer
 from recognizer.outputs import FUSION_GRID_FILE
 from recognizer.run_config import RecognizerConfig, stored_recognizer_config
@@ -55,6 +56,7 @@ def evaluate(
     model, cfg, state = load_model(checkpoint)
     data_path, overrides = (data, []) if data else (cfg.data, cfg.data_overrides)
     data_cfg = load_data_config(resolve_path(data_path), overrides)
+    check_same_inputs(state, data_cfg.preprocess, f"checkpoint {checkpoint}", resolve_path(data_path))
     cache = prepare_data(data_cfg, accelerator).path
     dataset = CachedClips(cache, split=split, source=cfg.train.val_sources)
     if len(dataset) == 0:
