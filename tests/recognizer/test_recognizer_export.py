@@ -68,3 +68,31 @@ def test_a_bad_onnx_file_is_one_clear_error(tmp_path) -> None:
         OnnxRecognizer(bad)
     with pytest.raises(OnnxModelError, match="no such ONNX file"):
         OnnxRecognizer(tmp_path / "missing.onnx")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("preprocess", "{not json", "metadata 'preprocess' is not JSON"),
+        ("modalities", "xyz", "modalities 'xyz' is not av, v or a"),
+        ("image_size", 112, "image_size 112 in the metadata, 48 in the graph"),
+    ],
+)
+def test_edited_onnx_metadata_is_refused_on_load(exported, tmp_path, key, value, message) -> None:
+    """Issue 29, item 11: edited metadata was an onnxruntime traceback, a JSONDecodeError, or accepted."""
+    import json
+
+    import onnx
+
+    from recognizer.predictors import OnnxPredictor
+
+    model = onnx.load(str(exported[1]))
+    meta = {p.key: p for p in model.metadata_props}
+    if key == "image_size":
+        meta["preprocess"].value = json.dumps({**json.loads(meta["preprocess"].value), key: value})
+    else:
+        meta[key].value = value
+    edited = tmp_path / "edited.onnx"
+    onnx.save(model, str(edited))
+    with pytest.raises(OnnxModelError, match=message):
+        OnnxPredictor(edited)

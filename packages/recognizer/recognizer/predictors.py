@@ -54,10 +54,39 @@ class OnnxPredictor:
         meta = self.session.session.get_modelmeta().custom_metadata_map
         if META_PREPROCESS not in meta:
             raise OnnxModelError(f"{path}: carries no preprocessing metadata; export it again")
-        self.preprocess = from_dict(json.loads(meta[META_PREPROCESS]), PreprocessConfig, str(path))
-        self.selection = json.loads(meta[META_SELECTION])
+        self.preprocess = from_dict(_json_meta(meta, META_PREPROCESS, path), PreprocessConfig, str(path))
+        self.selection = _json_meta(meta, META_SELECTION, path) if META_SELECTION in meta else {}
         self.window = int(self.selection.get("window") or 1)
         self.modalities = meta.get(META_MODALITIES, "av")
+        check_metadata(self.session, self.preprocess, self.modalities, path)
 
     def __call__(self, video, audio, has_video, has_audio) -> dict[str, np.ndarray]:
         return self.session(video, audio, has_video, has_audio)
+
+
+def _json_meta(meta: dict[str, str], key: str, path: str | Path) -> dict:
+    from recognizer.onnx_runtime import OnnxModelError
+
+    try:
+        value = json.loads(meta[key])
+    except ValueError:
+        raise OnnxModelError(f"{path}: metadata {key!r} is not JSON; export the model again") from None
+    if not isinstance(value, dict):
+        raise OnnxModelError(f"{path}: metadata {key!r} is not a JSON object; export the model again")
+    return value
+
+
+def check_metadata(session, preprocess: PreprocessConfig, modalities: str, path: str | Path) -> None:
+    """The metadata must describe the graph it rides on: its modalities, and the frames, image size and
+    log-mel of the graph's inputs (an edited file would fail inside onnxruntime, or label nothing)."""
+    from recognizer.onnx_runtime import OnnxModelError
+
+    if modalities not in ("av", "v", "a"):
+        raise OnnxModelError(f"{path}: metadata modalities {modalities!r} is not av, v or a")
+    graph = {"frames": session.frames, "image_size": session.image_size, "n_mels": session.n_mels,
+             "mel_steps": session.mel_steps}  # fmt: skip
+    meta = {"frames": preprocess.frames, "image_size": preprocess.image_size, "n_mels": preprocess.n_mels,
+            "mel_steps": preprocess.mel_steps}  # fmt: skip
+    differ = [f"{k} {meta[k]} in the metadata, {graph[k]} in the graph" for k in graph if graph[k] != meta[k]]
+    if differ:
+        raise OnnxModelError(f"{path}: {'; '.join(differ)}; export the model again")
