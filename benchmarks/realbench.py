@@ -33,9 +33,11 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HE
 from common import machine  # noqa: E402
 from realbench_plain import fit_plain  # noqa: E402
 from realbench_sets import (  # noqa: E402
+    PRETRAIN_SETS,
     SETS,
     BenchSet,
     data_config,
+    pretrain_config,
     recognizer_config,
     write_yaml,
 )
@@ -61,23 +63,25 @@ def command(args: list[str], log: Path) -> float:
     return time.perf_counter() - started
 
 
-def prepare(bench_set: BenchSet, bench: Path, work: Path) -> tuple[Path, Path]:
-    """The set's data config and its prepared cache."""
-    config = data_config(bench_set, bench, work / "cache")
-    data_yaml = write_yaml(work / "configs" / f"{bench_set.name}.yaml", config)
+def prepare(name: str, config: dict, work: Path) -> tuple[Path, Path]:
+    """``expr-data prepare`` of one data config: its YAML and its prepared cache."""
+    data_yaml = write_yaml(work / "configs" / f"{name}.yaml", config)
     command(
         [str(BIN / "expr-data"), "prepare", "--config", str(data_yaml)],
-        work / "logs" / f"{bench_set.name}_prepare.log",
+        work / "logs" / f"{name}_prepare.log",
     )
     return data_yaml, Path(config["cache"]["root"])
 
 
-def recognizer_run(bench_set, data_yaml, cache, work, epochs, seed, overrides, arm="") -> dict[str, Any]:
-    """``recognizer train`` + ``evaluate --split test`` of one seed; ``arm`` names a variant's folder."""
-    name = bench_set.name + arm
+def recognizer_run(
+    name: str, modality: str, data: tuple[Path, Path], args: argparse.Namespace, seed: int, *extra: str
+) -> dict[str, Any]:
+    """``recognizer train`` (with the bench's ``--set`` overrides and ``extra`` arguments) and ``evaluate
+    --split test`` of one seed, in ``runs/<name>/seed<seed>``; its record and the checkpoint evaluated."""
+    (data_yaml, cache), work = data, args.work
     run = work / "runs" / name / f"seed{seed}"
     rec_yaml = write_yaml(work / "configs" / f"{name}_recognizer_seed{seed}.yaml",
-                          recognizer_config(data_yaml, bench_set.modality, epochs, seed))  # fmt: skip
+                          recognizer_config(data_yaml, modality, args.epochs, seed))  # fmt: skip
     train = [
         str(BIN / "recognizer"),
         "train",
@@ -87,16 +91,29 @@ def recognizer_run(bench_set, data_yaml, cache, work, epochs, seed, overrides, a
         str(run),
         "--overwrite",
     ]
-    train += [item for o in overrides for item in ("--set", o)]
+    train += [item for o in args.overrides for item in ("--set", o)] + list(extra)
     seconds = command(train, work / "logs" / f"{name}_recognizer_seed{seed}.log")
-    evaluate = [str(BIN / "recognizer"), "evaluate", "--checkpoint", str(run / "checkpoints" / "best.pt")]
+    best = run / "checkpoints" / "best.pt"
+    evaluate = [str(BIN / "recognizer"), "evaluate", "--checkpoint", str(best)]
     evaluate += ["--split", "test", "--run-dir", str(run / "test"), "--overwrite"]
     command(evaluate, work / "logs" / f"{name}_evaluate_seed{seed}.log")
     metrics = json.loads((run / "test" / "metrics.json").read_text(encoding="utf-8"))
     n_train = len(CachedClips(cache, split="train", labelled_only=True))
     loop = [r["train_clips_per_s"] for r in read_metrics(run / "metrics.jsonl") if "train_clips_per_s" in r]
-    record = run_record(seed, metrics, seconds, epochs * n_train)
-    return record | {"loop_items_per_s": round(statistics.median(loop), 1) if loop else None}
+    record = run_record(seed, metrics, seconds, args.epochs * n_train)
+    record["loop_items_per_s"] = round(statistics.median(loop), 1) if loop else None
+    return record | {"checkpoint": str(best)}
+
+
+def pretrained_run(bench_set: BenchSet, data: tuple[Path, Path], args, seed: int) -> dict[str, Any]:
+    """The paper's initial pre-training: V trained on the posed sets (TWDB + JAFFE), then on the target set
+    from that checkpoint (``--init-from``), the same epochs and seed for each stage."""
+    posed = prepare("posed", pretrain_config(args.bench, args.work / "cache"), args.work)
+    first = recognizer_run("posed", "v", posed, args, seed)
+    record = recognizer_run(
+        f"{bench_set.name}_pretrained", "v", data, args, seed, "--init-from", first["checkpoint"]
+    )
+    return record | {"pretrain_macro_f1_on_posed_test": first["macro_f1"]}
 
 
 def plain_run(bench_set: BenchSet, cache: Path, epochs: int, seed: int) -> dict[str, Any]:
@@ -162,15 +179,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def bench_set_runs(bench_set: BenchSet, args: argparse.Namespace) -> dict[str, list]:
-    data_yaml, cache = prepare(bench_set, args.bench, args.work)
-    runs: dict[str, list] = {"recognizer": [], "plain": []}
+    data = prepare(bench_set.name, data_config(bench_set, args.bench, args.work / "cache"), args.work)
+    runs: dict[str, list] = {model: [] for model in args.models}
+    pretrain = "recognizer_pretrained" in args.models and bench_set.modality == "v"
+    pretrain = pretrain and bench_set.name not in PRETRAIN_SETS  # the posed sets are what it pre-trains on
     for seed in args.seeds:
-        runs["recognizer"].append(
-            recognizer_run(bench_set, data_yaml, cache, args.work, args.epochs, seed, args.overrides)
-        )
-        runs["plain"].append(plain_run(bench_set, cache, args.epochs, seed))
-        print(f"{bench_set.name} seed {seed}: recognizer {runs['recognizer'][-1]['macro_f1']:.3f}, "
-              f"plain {runs['plain'][-1]['macro_f1']:.3f}", flush=True)  # fmt: skip
+        if "recognizer" in args.models:
+            runs["recognizer"].append(recognizer_run(bench_set.name, bench_set.modality, data, args, seed))
+        if "plain" in args.models:
+            runs["plain"].append(plain_run(bench_set, data[1], args.epochs, seed))
+        if pretrain:
+            runs["recognizer_pretrained"].append(pretrained_run(bench_set, data, args, seed))
+        scores = ", ".join(f"{model} {r[-1]['macro_f1']:.3f}" for model, r in runs.items() if r)
+        print(f"{bench_set.name} seed {seed}: {scores}", flush=True)
     return runs
 
 

@@ -120,9 +120,9 @@ def test_clamping_keeps_zero_probabilities_finite() -> None:
 
 
 def test_build_loss() -> None:
-    cf = build_loss(LossConfig(mu=MU))
+    cf = build_loss(LossConfig(mu=MU, label_smoothing=0.0))
     assert torch.equal(cf.mu, torch.tensor(mu_matrix(MU)))
-    ce = build_loss(LossConfig(kind="ce", mu=MU))
+    ce = build_loss(LossConfig(kind="ce", mu=MU, label_smoothing=0.0))
     assert torch.count_nonzero(ce.mu) == 0
     p = probs(0.2, HAPPINESS, SADNESS)[None]
     y = torch.tensor([HAPPINESS])
@@ -132,7 +132,7 @@ def test_build_loss() -> None:
 
 def test_recognizer_loss_masks_auxiliary_terms() -> None:
     torch.manual_seed(0)
-    loss_fn = build_loss(LossConfig(mu=MU))
+    loss_fn = build_loss(LossConfig(mu=MU, label_smoothing=0.0))
     outputs = {k: torch.randn(4, 8).softmax(dim=1) for k in ("prob", "prob_v", "prob_a")}
     y = torch.tensor([0, 1, UNLABELLED, 5])
     has_audio = torch.tensor([True, False, True, True])

@@ -3,6 +3,7 @@ an unreadable ``last.pt`` gives way to ``last.prev.pt`` (and the run says so), p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
@@ -72,7 +73,6 @@ def test_a_kill_mid_write_leaves_last_whole_and_resume_drops_the_temp_file(tmp_p
         try:
             _save(last, 1)
             _save(last, 2)
-            real_save = torch.save
 
             class Dying:
                 def __init__(self, handle):
@@ -90,7 +90,14 @@ def test_a_kill_mid_write_leaves_last_whole_and_resume_drops_the_temp_file(tmp_p
                 def flush(self):
                     self.handle.flush()
 
-            ckpt.torch.save = lambda obj, handle: real_save(obj, Dying(handle))
+            real_atomic_write = ckpt.atomic_write
+
+            @contextlib.contextmanager
+            def dying_write(path, mode, **options):  # the serialized bytes go to the file through Dying
+                with real_atomic_write(path, mode, **options) as handle:
+                    yield Dying(handle)
+
+            ckpt.atomic_write = dying_write
             _save(last, 3)
         finally:
             os._exit(1)  # never reached after the kill; never return into pytest either

@@ -79,8 +79,8 @@ class VisualConfig:
     temporal_kernel: int = 3  # width of the optional temporal conv (odd, "same" padded, so any K works)
     dropout: float = 0.2  # before the classifier head (paper, section 4.2)
     # Outside training, each frame's features are the mean of the frame's and its mirror image's (test-time
-    # flip: a face's expression is near-symmetric). Off in the paper.
-    test_flip: bool = False
+    # flip: a face's expression is near-symmetric). Off in the paper (paper.yaml).
+    test_flip: bool = True
 
     def __post_init__(self) -> None:
         if self.in_channels < 1:
@@ -214,7 +214,7 @@ class LossConfig:
     aux_weight: float = 0.5  # per-branch terms keep each branch a classifier on its own (missing modality)
     eps: float = 1e-8  # probabilities are clamped here before the log: a fused P can hold exact zeros
     # Share of the target spread evenly over the classes (Szegedy et al. 2016); 0 = the paper's hard labels.
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.1
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.label_smoothing < 1.0:

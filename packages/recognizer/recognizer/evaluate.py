@@ -27,7 +27,7 @@ from recognizer.evaluation import (
     select_fusion_and_smoothing,
     write_predictions,
 )
-from recognizer.export import check_same_inputs
+from recognizer.inputs import check_same_inputs
 from recognizer.model import AudioVisualRecognizer
 from recognizer.outputs import FUSION_GRID_FILE
 from recognizer.run_config import RecognizerConfig, stored_recognizer_config

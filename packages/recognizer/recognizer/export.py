@@ -27,6 +27,7 @@ from expr_common.errors import ExprError, MissingDataError
 from expr_common.outputs import add_overwrite_argument, check_output_file
 from expr_common.paths import resolve_path
 from recognizer.fusion import proportional_fusion
+from recognizer.inputs import check_same_inputs
 from recognizer.model import AudioVisualRecognizer
 
 INPUTS = ("video", "audio", "has_video", "has_audio")
@@ -61,26 +62,6 @@ def checkpoint_preprocess(
     preprocess = load_data_config(path, [] if data is not None else cfg.data_overrides).preprocess
     check_same_inputs(state, preprocess, source, path)
     return preprocess
-
-
-# What shapes a model's inputs: another value here is another input than the one the weights learnt.
-INPUT_KEYS = ("frames", "image_size", "sample_rate", "n_mels", "win_ms", "hop_ms", "window_seconds")
-
-
-def check_same_inputs(state: dict[str, Any], preprocess: PreprocessConfig, source: str, data: Path) -> None:
-    """Refuse a data config whose frames, image size or log-mel differ from those the checkpoint trained
-    on (stored in it since the video predictor), naming the keys."""
-    stored = state.get("preprocess")
-    if not isinstance(stored, dict):
-        return
-    given = to_dict(preprocess)
-    differ = [
-        f"{k} {stored[k]} there, {given[k]} here" for k in INPUT_KEYS if k in stored and stored[k] != given[k]
-    ]
-    if differ:
-        raise ExportError(
-            f"{data} does not fit {source}: preprocess {'; '.join(differ)}; use the data config it trained on"
-        )
 
 
 def onnx_metadata(preprocess: PreprocessConfig, selection: dict[str, Any], modalities: str) -> dict[str, str]:
