@@ -5,6 +5,10 @@ Inputs are synthetic random tensors of the cached shapes (video [B, K, 3, S, S],
 this measures the networks (the data path is benchmarked by benchmarks/data.py). One warm-up iteration is
 excluded from every timing. The budget (DESIGN/issue 4): inference >= 100 frames/s at 112 px on 2 cores.
 Usage: python benchmarks/recognizer.py [--configs demo paper] [--batch-size 16] [--steps 3]
+
+``--end-to-end`` adds what ``recognizer train`` itself reaches beside the model's own rate
+(recognizer_end_to_end.py): on the real-data bench's 48-px SFEW faces and 4 s EmoDB speech (``--bench
+DIR``, built by ../shared/realbench) or on any prepared data config (``--data YAML --modalities v``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HE
 
 import torch  # noqa: E402
 from common import machine, peak_rss_mb, timed  # noqa: E402
+from recognizer_end_to_end import bench_data_configs, end_to_end  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from expr_common.data.dataset import normalize_video  # noqa: E402
@@ -108,6 +113,25 @@ def measure(name: str, batch_size: int, frames: int, steps: int, eval_batch_size
     }
 
 
+def end_to_end_results(args: argparse.Namespace) -> dict:
+    if (args.bench is None) == (args.data is None):
+        raise SystemExit("--end-to-end takes --bench DIR (the real-data bench) or --data YAML, not both")
+    if args.bench is not None:
+        settings = bench_data_configs(args.bench, args.work)
+    else:
+        settings = {args.data.stem: (args.data, args.modalities)}
+    started = time.perf_counter()
+    results = {n: end_to_end(yaml, mod, args.epochs, args.work) for n, (yaml, mod) in settings.items()}
+    return {
+        "benchmark": "recognizer_end_to_end_cpu",
+        "machine": machine() | {"torch_threads": torch.get_num_threads()},
+        "config": {"recognizer": "the toolkit's defaults, train.workers 0", "epochs": args.epochs},
+        "goal": "model_only_over_end_to_end <= 1.5; V at 48 px >= the plain CNN; A at 4 s >= 75 clips/s",
+        "results": results,
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--configs", nargs="+", default=list(SIZES), choices=list(SIZES))
@@ -115,9 +139,18 @@ def main() -> None:
     parser.add_argument("--eval-batch-size", type=int, default=16, help="windows per inference batch")
     parser.add_argument("--frames", type=int, default=8, help="K frames per window")
     parser.add_argument("--steps", type=int, default=3, help="timed iterations after one warm-up")
+    parser.add_argument("--end-to-end", action="store_true", help="recognizer train's own throughput")
+    parser.add_argument("--bench", type=Path, help="end-to-end on the real-data bench's folder")
+    parser.add_argument("--data", type=Path, help="end-to-end on this data config instead")
+    parser.add_argument("--modalities", default="v", choices=["v", "a", "av"], help="with --data")
+    parser.add_argument("--epochs", type=int, default=3, help="end-to-end training epochs")
+    parser.add_argument("--work", type=Path, default=repo_root() / "runs" / "bench_end_to_end")
     args = parser.parse_args()
     os.environ.setdefault("EXPR_PROGRESS", "0")
     torch.manual_seed(0)
+    if args.end_to_end:
+        print(json.dumps(end_to_end_results(args), indent=2))
+        return
     started = time.perf_counter()
     results = {
         n: measure(n, args.batch_size, args.frames, args.steps, args.eval_batch_size) for n in args.configs

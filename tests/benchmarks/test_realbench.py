@@ -4,24 +4,15 @@ The bench's data never enters a test."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import numpy as np
 import pytest
-from PIL import Image
+from realbench import frames_summary
+from realbench_plain import fit_plain
+from realbench_sets import SETS, data_config
+from realbench_table import build_table, run_record, summarize, text_table
 
 from expr_common.config import from_dict
 from expr_common.data.config import DataConfig
 from expr_common.data.prepare import prepare
-from expr_common.paths import repo_root
-
-sys.path.insert(0, str(repo_root() / "benchmarks"))
-
-from realbench import frames_summary  # noqa: E402
-from realbench_plain import fit_plain  # noqa: E402
-from realbench_sets import SETS, data_config  # noqa: E402
-from realbench_table import build_table, run_record, summarize, text_table  # noqa: E402
 
 
 def _metrics(f1: float, acc: float, happy: float | None = 0.5) -> dict:
@@ -42,24 +33,6 @@ def test_summary_is_the_mean_and_sample_std_over_seeds():
     assert table["sets"]["sfew"]["gain"] == pytest.approx(0.2 - 0.1)
     assert "gain" not in table["sets"]["emodb"] and "recognizer" not in table["sets"]["emodb"]
     assert "| sfew | recognizer | 3 | 0.200 +- 0.100 |" in text_table(table)
-
-
-@pytest.fixture
-def tiny_bench(tmp_path: Path) -> Path:
-    """A bench folder with an ``sfew`` manifest: 3 classes told apart by a bright band's place, 3 splits."""
-    rng = np.random.default_rng(0)
-    rows = ["sample_id,frames,audio,label,split,subject,domain"]
-    for split, n in (("train", 12), ("val", 4), ("test", 4)):
-        for i in range(n * 3):
-            label = i % 3
-            pixels = rng.integers(0, 60, (21, 16, 3))
-            pixels[7 * label : 7 * label + 7] += 150  # a bright band: top, middle or bottom
-            path = tmp_path / "sfew" / f"{split}_{i}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(pixels.astype(np.uint8)).save(path)
-            rows.append(f"{split}_{i},{path.name},,{label},{split},p{i % 4},sfew")
-    (tmp_path / "sfew" / "manifest.csv").write_text("\n".join(rows) + "\n")
-    return tmp_path
 
 
 def test_a_face_set_prepares_and_the_plain_reference_scores_test(tiny_bench, tmp_path):

@@ -110,3 +110,49 @@ def test_manifest_missing_file_and_silent_video_are_problems(tmp_path, capsys):
     assert f"videos without audio (1):\n  {tmp_path / 'mute.avi'}" in out
     report = check_dataset("manifest", tmp_path)
     assert report["missing_files"] == 1 and report["counts"] == {"train": {"Neutral": 1, "Anger": 1}}
+
+
+def _damaged_media(folder: Path) -> Path:
+    """A manifest of a good face, a good clip with sound, and the damage issue 29 names: a 0-byte PNG, a
+    text file named .png, a JPEG cut to a third, an AVI cut in half."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / "good.png")
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(folder / "whole.jpg")
+    (folder / "cut.jpg").write_bytes(
+        (folder / "whole.jpg").read_bytes()[: (folder / "whole.jpg").stat().st_size // 3]
+    )
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "text.png").write_text("not a picture\n")
+    frames = rng.integers(0, 255, (40, 32, 32, 3), dtype=np.uint8)
+    sound = (0.2 * np.sin(np.linspace(0, 800, 16000 * 4))).astype(np.float32)
+    write_video(folder / "good.avi", frames, 10.0, audio=sound)
+    whole = (folder / "good.avi").read_bytes()
+    (folder / "half.avi").write_bytes(whole[: len(whole) // 2])
+    rows = [
+        "sample_id,frames,audio,label,split,subject,domain",
+        "face,good.png,,happy,train,p1,",
+        "clip,good.avi,good.avi,sad,val,p2,",
+    ]
+    (folder / "manifest.csv").write_text("\n".join(rows) + "\n")
+    damaged = ["empty,empty.png,,happy,train,p3,", "text,text.png,,sad,train,p4,"]
+    damaged += ["cut,cut.jpg,,anger,train,p5,", "half,half.avi,half.avi,fear,val,p6,"]
+    (folder / "damaged.csv").write_text("\n".join(rows + damaged) + "\n")
+    return folder
+
+
+def test_check_opens_every_media_file(tmp_path, capsys):
+    folder = _damaged_media(tmp_path / "set")
+    clean = check_dataset("manifest", folder / "manifest.csv", deep=True)
+    assert clean["ok"] and clean["media_files"] == {"image": 1, "video": 1, "audio": 1}
+    quick = check_dataset("manifest", folder / "damaged.csv")
+    named = {m.split(": ", 1)[0]: m for m in quick["unreadable_media"]}
+    assert {str(folder / n) for n in ("empty.png", "text.png", "cut.jpg")} <= set(named)
+    assert str(folder / "good.png") not in named and str(folder / "good.avi") not in named
+    assert not quick["ok"] and any("unreadable media files" in p for p in quick["problems"])
+    assert main(["check", str(folder / "damaged.csv"), "--format", "manifest", "--deep"]) == 1
+    printed = capsys.readouterr().out
+    assert f"{folder / 'half.avi'}: " in printed and "OK: no problems found" not in printed
+    assert f"{folder / 'cut.jpg'}: cannot decode image" in printed

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from expr_common.data.affwild2 import SHORT_OF_VIDEO
+from expr_common.data.media_check import check_media
 from expr_common.data.readers import FORMATS, read_dataset
 from expr_common.data.refs import SPLITS
 from expr_common.labels import CLASS_NAMES, UNLABELLED
@@ -30,8 +31,10 @@ _AUDIO_PROBING = ("afew", "manifest")  # readers that can probe for a sound trac
 _SHOWN_WARNINGS = 50
 
 
-def check_dataset(format: str, root: str | Path, **options: Any) -> dict[str, Any]:
-    """A report of one dataset; never raises for bad data (a wrong root or format is a problem too)."""
+def check_dataset(format: str, root: str | Path, deep: bool = False, **options: Any) -> dict[str, Any]:
+    """A report of one dataset; never raises for bad data (a wrong root or format is a problem too). Every
+    media file is opened (``media_check``): images decoded, videos and sound to their first frame, or
+    ``deep``: every frame and all the sound."""
     report: dict[str, Any] = {
         "format": format,
         "root": str(root),
@@ -43,6 +46,8 @@ def check_dataset(format: str, root: str | Path, **options: Any) -> dict[str, An
         "missing_files": 0,
         "bad_lines": [],
         "silent_videos": [],
+        "media_files": {},
+        "unreadable_media": [],
         "warnings": [],
         "problems": [],
         "ok": False,
@@ -67,7 +72,11 @@ def check_dataset(format: str, root: str | Path, **options: Any) -> dict[str, An
     report["bad_lines"] = [str(e) for e in result.errors]
     report["silent_videos"] = [str(p) for p in result.silent_videos]
     report["warnings"] = list(result.warnings)
+    media = check_media(result.refs, deep=deep)
+    report["media_files"], report["unreadable_media"] = media.files, media.unreadable
     problems = report["problems"]
+    if media.unreadable:
+        problems.append(f"{len(media.unreadable)} unreadable media files")
     if result.errors:
         problems.append(f"{len(result.errors)} bad lines or files")
     for reason, n in report["skipped"].items():
@@ -100,6 +109,9 @@ def format_report(report: dict[str, Any]) -> str:
     if report["bad_lines"]:
         lines.append(f"bad lines ({len(report['bad_lines'])}):")
         lines += [f"  {e}" for e in report["bad_lines"]]
+    if report["unreadable_media"]:
+        lines.append(f"unreadable media files ({len(report['unreadable_media'])}):")
+        lines += [f"  {m}" for m in report["unreadable_media"][:_SHOWN_WARNINGS]]
     if report["silent_videos"]:
         lines.append(f"videos without audio ({len(report['silent_videos'])}):")
         lines += [f"  {p}" for p in report["silent_videos"]]
