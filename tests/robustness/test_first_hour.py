@@ -16,17 +16,19 @@ import pytest
 from PIL import Image
 
 from expr_common.paths import repo_root
+from expr_common.run_lock import LOCK_FILE
 
 TINY = str(repo_root() / "configs" / "recognizer" / "tiny.yaml")
 TIMEOUT = 240
 
 
 def snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
-    """Every file under ``roots``: its size and modification time."""
+    """Every file under ``roots``: its size and modification time. A run folder's lock is left out: every
+    command that looks into a run folder takes it (and clears it when done), a refusal too."""
     out = {}
     for root in roots:
         for path in root.rglob("*"):
-            if path.is_file():
+            if path.is_file() and path.name != LOCK_FILE:
                 st = path.stat()
                 out[str(path)] = (st.st_size, st.st_mtime_ns)
     return out

@@ -1,13 +1,15 @@
 """Issue 29's faults, one test each (each failed on the main before the fix). Items 1-4: a file the user names
 as output never replaces a checkpoint, an unrelated file or another evaluation without --overwrite, and a
-folder given as a file is one line, before any work. Items 6 and 13 are tested beside their modules
-(test_config.py, test_edit_gan.py); the minor ones are at the end."""
+folder given as a file is one line, before any work. Items 6, 10 and 13 are tested beside their modules
+(test_config.py, test_check_cli.py, test_edit_gan.py); the minor ones and item 7 are at the end."""
 
 from __future__ import annotations
 
 import errno
 import json
 import shutil
+import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -17,6 +19,8 @@ import torch
 from expr_common.cli import main as data_main
 from expr_common.outputs import OutputError, check_output_file
 from expr_common.paths import repo_root
+from expr_common.run_lock import LOCK_FILE, release_run_locks
+from expr_common.runs import open_run_dir
 from gan_aug.cli import main as gan_main
 from recognizer.cli import main as recognizer_main
 
@@ -178,3 +182,44 @@ def test_12_a_data_config_of_other_inputs_is_refused_naming_the_keys(trained, tm
     onnx = tmp_path / "m.onnx"
     assert recognizer_main(["export", "--checkpoint", best, "--data", str(other), "--onnx", str(onnx)]) == 2
     assert "image_size 48 there, 64 here" in _one_line(capsys) and not onnx.exists()
+
+
+HOLDER = """
+import sys, time
+from expr_common.run_lock import lock_run_dir
+lock_run_dir(sys.argv[1])
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def _hold(folder: Path):
+    """Another process that holds ``folder``'s run lock until killed."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_7_a_run_folder_in_use_is_refused_and_a_dead_owners_lock_taken_over(
+    trained, tmp_path, capsys, caplog
+):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    holder = _hold(run)
+    try:
+        for how in (["--resume"], ["--overwrite"]):
+            argv = ["train", "--config", TINY, "--run-dir", str(run), *how]
+            assert recognizer_main(argv) == 2
+            assert f"{run} is in use by pid {holder.pid} on " in _one_line(capsys)
+        assert sorted(p.name for p in run.parent.iterdir()) == ["run"]  # --overwrite moved nothing aside
+    finally:
+        holder.kill()
+        holder.wait()
+    with caplog.at_level("WARNING", logger="expr.runs"):
+        open_run_dir(run, "recognizer-train", overwrite=True)  # the kill left the owner line: reported
+    assert f"took over the lock of pid {holder.pid}" in caplog.text
+    assert (run / LOCK_FILE).read_text().startswith("{")  # now this process's
+    aside = next(p for p in run.parent.iterdir() if p.name.startswith("run.replaced-"))
+    assert (aside / "checkpoints" / "last.pt").is_file()
+    release_run_locks()
+    assert (run / LOCK_FILE).read_text() == ""  # released: nobody to report to the next command

@@ -17,6 +17,7 @@ from typing import Any
 from expr_common.atomic import atomic_write, named
 from expr_common.errors import NothingToResumeError, RunDirError
 from expr_common.paths import repo_root
+from expr_common.run_lock import lock_run_dir, release_run_lock
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -98,7 +99,8 @@ def open_run_dir(
     must already hold ``checkpoints/last.pt``. Without it, a folder that already holds a run is refused
     (:class:`RunDirError`) unless ``overwrite``, which moves that run aside to ``<folder>.replaced-<time>``
     first (``fresh=False``: a command that only adds files, like ``evaluate``, may write into any folder).
-    ``create=False`` (non-main processes) only resolves it: the main process looks and moves."""
+    ``create=False`` (non-main processes) only resolves it: the main process looks and moves. A created
+    folder is locked for this process (:mod:`expr_common.run_lock`): another live one is refused."""
     if resume and overwrite:
         raise RunDirError("--resume continues the run in --run-dir and --overwrite moves it aside: give one")
     if path is None:
@@ -108,6 +110,8 @@ def open_run_dir(
     run = RunDir(Path(path))
     if resume and not run.last_checkpoint.is_file():
         raise NothingToResumeError(f"--resume: {run.last_checkpoint} does not exist; nothing to resume")
+    if create:
+        lock_run_dir(run.root)  # before looking inside: one process at a time (run_lock.py)
     if create and fresh and not resume and (held := run_contents(run)):
         if not overwrite:
             raise RunDirError(
@@ -115,8 +119,10 @@ def open_run_dir(
                 "--overwrite to move it aside and start again"
             )
         aside = _aside(run.root)
+        release_run_lock(run.root)
         run.root.rename(aside)
         print(f"--overwrite: moved the earlier run in {run.root} to {aside}", file=sys.stderr)
+        lock_run_dir(run.root)
     if create:
         run.checkpoints.mkdir(parents=True, exist_ok=True)
     return run

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from types import ModuleType
 
 from expr_common.errors import ExprError
+from expr_common.run_lock import release_run_locks
 
 USER_ERROR_EXIT = 2
 BUG_EXIT = 1
@@ -89,6 +90,8 @@ def run_module(prog: str, command: str, module: ModuleType, args: argparse.Names
         return USER_ERROR_EXIT
     except Exception:
         return _bug(where)
+    finally:
+        release_run_locks()  # the command is over: its run folders are free (in-process callers too)
 
 
 def _stop_note(module: ModuleType, args: argparse.Namespace) -> str | None:

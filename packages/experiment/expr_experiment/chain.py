@@ -18,6 +18,7 @@ from pathlib import Path
 from expr_common.config import ConfigError, apply_overrides, from_dict, load_config, save_config, to_dict
 from expr_common.data.config import load_data_config
 from expr_common.paths import SYNTHETIC_PREFIX, resolve_data_path, resolve_path
+from expr_common.run_lock import lock_run_dir
 from expr_common.runs import RunDir, add_override_argument, run_contents
 from expr_experiment.chain_config import ChainConfig
 from expr_experiment.layout import BASELINE_MODALITY, BASELINE_ROW, PRETRAIN_TASK, ChainDir
@@ -219,7 +220,7 @@ def _recognizer_task(
 def run_chain(cfg: ChainConfig, root: Path) -> Path:
     """Run (or continue) the chain in ``root`` and write ``root/report.md``; returns the report path."""
     layout = ChainDir(root)
-    root.mkdir(parents=True, exist_ok=True)
+    lock_run_dir(root)  # one chain per folder: a second one would run the same steps into it
     save_config(cfg, layout.config)
     started = time.perf_counter()
     timings = run_tasks(plan(cfg, root), root, cfg.jobs)

@@ -30,6 +30,7 @@ from expr_common.data.manifest import MANIFEST
 from expr_common.errors import ExprError
 from expr_common.labels import CLASS_NAMES, parse_label
 from expr_common.logs import progress
+from expr_common.run_lock import lock_run_dir
 from gan_aug.config import domain_index
 from gan_aug.networks import build_networks
 from gan_aug.run_config import stored_config
@@ -205,6 +206,9 @@ def open_request(checkpoint, out_dir, kind: str, device: str | None, overwrite: 
     config = stored_config(state, checkpoint)
     if config.model.kind != kind:
         raise GenerateError(KIND_ERRORS[kind].format(checkpoint=checkpoint))
+    lock_run_dir(out)  # one writer per folder; then the manifest again, as another may have just finished
+    if manifest.exists() and not overwrite:
+        raise GenerateError(f"{manifest} exists: choose another --out or pass --overwrite")
     return out, manifest, G, state, config
 
 
