@@ -223,3 +223,40 @@ def test_7_a_run_folder_in_use_is_refused_and_a_dead_owners_lock_taken_over(
     assert (aside / "checkpoints" / "last.pt").is_file()
     release_run_locks()
     assert (run / LOCK_FILE).read_text() == ""  # released: nobody to report to the next command
+
+
+@pytest.mark.parametrize(
+    "module, argv, attr",
+    [
+        ("recognizer.train", ["--config", "c", "--init-from", "ck/best.pt"], "init_from"),
+        ("recognizer.train", ["--config", "c", "--synthetic", "ck/best.pt"], "synthetic"),
+        ("recognizer.evaluate", ["--checkpoint", "x", "--data", "ck/best.pt"], "data"),
+        ("recognizer.export", ["--checkpoint", "x", "--onnx", "y", "--data", "ck/best.pt"], "data"),
+        ("recognizer.predict", ["--checkpoint", "x", "--out", "y", "--data", "ck/best.pt"], "data"),
+        (
+            "gan_aug.generate_command",
+            ["--checkpoint", "x", "--out", "y", "--per-class", "1", "--from", "ck/best.pt"],
+            "data",
+        ),
+        ("expr_experiment.chain", ["--config", "ck/best.pt"], "config"),
+    ],
+)
+def test_5_a_relative_path_on_the_command_line_is_from_the_current_folder(
+    module, argv, attr, tmp_path, monkeypatch
+):
+    import argparse
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    parser = argparse.ArgumentParser()
+    importlib.import_module(module).add_arguments(parser)
+    assert getattr(parser.parse_known_args(argv)[0], attr) == tmp_path / "ck" / "best.pt"
+
+
+def test_5_evaluate_reads_the_data_config_of_the_current_folder(trained, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(trained / "data_config.yaml", tmp_path / "faces.yaml")  # not under the repository
+    checkpoint = str(trained / "checkpoints" / "best.pt")
+    argv = ["evaluate", "--checkpoint", checkpoint, "--data", "faces.yaml", "--run-dir", "eval"]
+    assert recognizer_main(argv) == 0, capsys.readouterr().err
+    assert (tmp_path / "eval" / "metrics.json").is_file()

@@ -32,6 +32,12 @@ def data_root() -> Path:
     return Path(env) if env else repo_root() / "data"
 
 
+def cli_path(text: str) -> Path:
+    """A path typed on a command line (argparse ``type=``): a relative one is taken from the current folder,
+    as a shell user expects, never from the installation. Paths inside config files: :func:`resolve_path`."""
+    return Path(text).expanduser().absolute()
+
+
 def resolve_path(path: str | Path) -> Path:
     """A path from a config: absolute as given; relative ones are taken from the repo root, so a config
     works from any working directory."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from expr_common.config import ConfigError, apply_overrides, from_dict, load_config, save_config, to_dict
 from expr_common.data.config import load_data_config
-from expr_common.paths import SYNTHETIC_PREFIX, resolve_data_path, resolve_path
+from expr_common.paths import SYNTHETIC_PREFIX, cli_path, resolve_data_path, resolve_path
 from expr_common.run_lock import lock_run_dir
 from expr_common.runs import RunDir, add_override_argument, run_contents
 from expr_experiment.chain_config import ChainConfig
@@ -30,6 +30,8 @@ from recognizer.run_config import RecognizerConfig
 # Rough costs against one recognizer run, for the start order only (tasks.start_order): on the demo a GAN
 # trains for about 6 recognizer runs' time and an FID for 2.
 GAN_WEIGHT, FID_WEIGHT = 6.0, 2.0
+
+DEMO_CHAIN = "configs/chain/demo.yaml"  # the repository's, whatever the current folder
 
 
 def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
@@ -234,7 +236,9 @@ def stop_note(args: argparse.Namespace) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default="configs/chain/demo.yaml", help="chain YAML (configs/chain/)")
+    parser.add_argument(
+        "--config", type=cli_path, default=None, help="chain YAML (default: configs/chain/demo.yaml)"
+    )
     parser.add_argument(
         "--run-dir", type=Path, default=Path("runs/demo"), help="output folder; rerun resumes"
     )
@@ -242,7 +246,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = load_config(resolve_path(args.config), ChainConfig, args.overrides)
+    cfg = load_config(args.config or resolve_path(DEMO_CHAIN), ChainConfig, args.overrides)
     report = run_chain(cfg, Path(args.run_dir))
     print(f"report written to {report}")
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from expr_common.paths import cli_path
 from expr_common.subcommands import positive_int
 from gan_aug.generate import GenerateError, generate
 from gan_aug.generate_edit import edit_clips
@@ -15,7 +16,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--mode", choices=("sample", "edit"), default="sample",
         help="sample: faces from noise; edit: training windows of --source, edited")  # fmt: skip
-    add("--from", dest="data", default=None, help="--mode edit: the data config whose windows are edited")
+    add(
+        "--from",
+        dest="data",
+        type=cli_path,
+        default=None,
+        help="--mode edit: the data config whose windows are edited",
+    )
     add("--from-set", dest="data_overrides", action="append", default=[], metavar="KEY=VALUE",
         help="--mode edit: override a key of that data config (repeatable)")  # fmt: skip
     add("--source", default=None, help="--mode edit: the data-config source to edit (default affwild2)")

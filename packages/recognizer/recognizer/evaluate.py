@@ -15,7 +15,7 @@ from expr_common.data.dataset import CachedClips, make_loader
 from expr_common.errors import DataError
 from expr_common.metrics import plot_confusion
 from expr_common.outputs import OutputError, add_overwrite_argument
-from expr_common.paths import resolve_path
+from expr_common.paths import cli_path, resolve_path
 from expr_common.runs import RunDir, open_run_dir
 from expr_common.subcommands import positive_int
 from expr_common.synth.ondemand import prepare_data
@@ -110,7 +110,7 @@ def score_branch(table, key: str) -> dict[str, Any]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--data", default=None, help="data config (default: the checkpoint's)")
+    parser.add_argument("--data", type=cli_path, default=None, help="data config (default: the checkpoint's)")
     parser.add_argument("--split", default="val", choices=("train", "val", "test"))
     parser.add_argument(
         "--select",

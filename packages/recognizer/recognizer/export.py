@@ -25,7 +25,7 @@ from expr_common.data.config import PreprocessConfig, load_data_config
 from expr_common.data.dataset import normalize_video
 from expr_common.errors import ExprError, MissingDataError
 from expr_common.outputs import add_overwrite_argument, check_output_file
-from expr_common.paths import resolve_path
+from expr_common.paths import cli_path, resolve_path
 from recognizer.fusion import proportional_fusion
 from recognizer.inputs import check_same_inputs
 from recognizer.model import AudioVisualRecognizer
@@ -151,7 +151,9 @@ def export_onnx(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a recognizer checkpoint (best.pt)")
     parser.add_argument("--onnx", required=True, type=Path, help="the .onnx file to write")
-    parser.add_argument("--data", help="data config for the input sizes (default: the checkpoint's)")
+    parser.add_argument(
+        "--data", type=cli_path, help="data config for the input sizes (default: the checkpoint's)"
+    )
     add_overwrite_argument(parser, "an existing --onnx file")
 
 

@@ -19,6 +19,7 @@ from expr_common.data.affwild2 import TEST_LIST
 from expr_common.errors import DataError
 from expr_common.labels import NUM_CLASSES, SUBMISSION_HEADER
 from expr_common.outputs import check_output_file
+from expr_common.paths import cli_path
 from expr_common.subcommands import positive_int
 from recognizer.submission import read_video_list
 
@@ -129,7 +130,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from recognizer import predict_video
 
     parser.add_argument("--checkpoint", type=Path, default=None)
-    parser.add_argument("--data", default=None, help="data config (default: the checkpoint's)")
+    parser.add_argument("--data", type=cli_path, default=None, help="data config (default: the checkpoint's)")
     parser.add_argument(
         "--out", type=Path, required=True, help="submission file to write (with --video: a folder)"
     )

@@ -12,6 +12,7 @@ import sys
 
 from expr_common.accelerator import agree_on_run_dir, make_accelerator
 from expr_common.errors import RunDirError
+from expr_common.paths import cli_path
 from expr_common.runs import add_run_arguments, default_run_dir, resume_note
 
 
@@ -22,9 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="add `gan-aug generate` samples (video only) to training under extra_policies.synthetic",
     )
-    parser.add_argument("--synthetic", metavar="DIR", help="the `gan-aug generate --out` folder to add")
+    parser.add_argument(
+        "--synthetic", type=cli_path, metavar="DIR", help="the `gan-aug generate --out` folder to add"
+    )
     parser.add_argument(
         "--init-from",
+        type=cli_path,
         metavar="CKPT",
         default=None,
         help="start from the matching branches and heads of this recognizer checkpoint (pre-training)",
