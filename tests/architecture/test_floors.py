@@ -1,6 +1,7 @@
-"""The floors of DESIGN.md, read from the code's own imports: ``expr_common`` at the bottom, ``gan_aug`` and
-``recognizer`` side by side on it (neither imports the other), the experiment above both; no import cycle
-between modules (imports inside functions count too), and no package file over 400 lines."""
+"""The floors of docs/design.md ("Packages and floors"), read from the code's own imports: ``expr_common``
+at the bottom, ``gan_aug`` and ``recognizer`` side by side on it (neither imports the other), the
+experiment above both; no import cycle between modules (imports inside functions count too), and no
+package file over 400 lines."""
 
 from __future__ import annotations
 

@@ -74,7 +74,8 @@ def test_label_name():
 def test_coarse_groups_and_mu_matrix():
     groups = labels.DEFAULT_COARSE_GROUPS
     assert len(groups) == labels.NUM_CLASSES
-    # METHOD.md: Q1 {Happiness, Surprise}, Q2 {Anger, Disgust, Fear}, Q3 {Sadness}, Q4 {Neutral, Other}
+    # docs/method.md, "Coarse-fine granularity loss":
+    # Q1 {Happiness, Surprise}, Q2 {Anger, Disgust, Fear}, Q3 {Sadness}, Q4 {Neutral, Other}
     assert groups[labels.HAPPINESS] == groups[labels.SURPRISE] == 0
     assert groups[labels.ANGER] == groups[labels.DISGUST] == groups[labels.FEAR] == 1
     assert groups[labels.SADNESS] == 2

@@ -1,4 +1,4 @@
-"""The procedural corpus: every layout detail of DATASETS.md, determinism, manifests."""
+"""The procedural corpus: every layout detail of docs/datasets.md, determinism, manifests."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ SUBMISSION_HEADER = "image_location," + AFFWILD2_HEADER
 # Rare classes in Aff-Wild2 (under 3% of annotated frames each): the ones that decide macro-F1.
 RARE_CLASSES: tuple[int, ...] = (ANGER, DISGUST, FEAR)
 
-# Share of annotated Aff-Wild2 frames per class (train / validation), from DATASETS.md.
+# Share of annotated Aff-Wild2 frames per class (train / validation): docs/datasets.md, "Aff-Wild2".
 AFFWILD2_TRAIN_SHARES: tuple[float, ...] = (0.303, 0.028, 0.018, 0.016, 0.163, 0.135, 0.054, 0.283)
 AFFWILD2_VAL_SHARES: tuple[float, ...] = (0.293, 0.022, 0.019, 0.030, 0.123, 0.090, 0.044, 0.379)
 
@@ -136,7 +136,8 @@ def afew_folder_to_abaw(folder: str) -> int:
     raise ValueError(f"{folder!r} is not an AFEW emotion folder: expected one of {', '.join(AFEW_FOLDERS)}")
 
 
-# Coarse groups for the coarse-fine loss: valence-arousal quadrants (METHOD.md defaults).
+# Coarse groups for the coarse-fine loss: valence-arousal quadrants (the defaults of docs/method.md,
+# "Coarse-fine granularity loss").
 COARSE_GROUP_NAMES: tuple[str, ...] = ("Q1", "Q2", "Q3", "Q4")
 DEFAULT_COARSE_GROUPS: tuple[int, ...] = (
     3,  # Neutral    -> Q4

@@ -1,4 +1,5 @@
-"""The run contract of DESIGN.md: run directories, file names, the metrics file and CLI arguments.
+"""The run contract (docs/design.md, "Run folders"): run directories, file names, the metrics file and CLI
+arguments.
 
 Scripts and tests rely on these names; every package takes them from here.
 """

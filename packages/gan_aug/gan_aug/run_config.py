@@ -32,7 +32,8 @@ class TrainLoopConfig:
     grid_columns: int = 8  # fixed latents per class row of a grid
     checkpoint_every: int = 1000  # last.pt: at most this many steps are lost to a crash
     fid_every: int = 0  # off by default: FID/KID needs the Inception weights (`gan-aug fid-weights`)
-    fid_samples: int = 2048  # DESIGN.md: FID needs N >= 2048; KID is reported beside it at any N
+    # FID needs N >= 2048 (docs/method.md, "FID conventions"); KID is reported beside it at any N
+    fid_samples: int = 2048
     max_nonfinite: int = 20  # skipped non-finite steps before the run stops: a few are fp16 noise, many a bug
     workers: int = 2  # DataLoader processes that read and resize frames; 0 reads in the training process
     channels_last: bool | None = None  # NHWC G and D; None = on for CUDA (cuDNN, tensor cores), off on CPU

@@ -1,4 +1,4 @@
-"""Typed config sections for the recognizer's networks and losses (METHOD.md: RHCNN, MCNN, GCSA, fusion, CF).
+"""Typed config sections for the recognizer's networks and losses (docs/method.md).
 
 Constructors take their own section (``RHCNN(cfg.visual)``). Where the paper is silent the default is ours,
 and the comment on its line says why. Validation happens in ``__post_init__`` so that a bad YAML value fails

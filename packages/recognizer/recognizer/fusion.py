@@ -1,4 +1,4 @@
-"""Decision fusion by the proportion criterion (paper section 3.4; METHOD.md "Decision fusion").
+"""Decision fusion by the proportion criterion (paper section 3.4; docs/method.md, "Decision fusion").
 
 P = (m * P_a + n * P_v) / (m + n) with integers m, n in 1..5, chosen on validation macro-F1 by a grid over
 all 25 pairs. A sample without audio takes P_v, one without video takes P_a. A sample with neither gets

@@ -1,4 +1,4 @@
-"""Global channel-spatial attention (paper section 3.3; METHOD.md "GCSA").
+"""Global channel-spatial attention (paper section 3.3; docs/method.md, "GCSA").
 
 F1 = sigmoid(MLP(permute(F))) * F          channel attention, an MLP over channels at every position
 F2 = shuffle(F1, 4 groups)                  channel shuffle

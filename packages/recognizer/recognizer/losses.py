@@ -1,4 +1,4 @@
-"""Coarse-fine granularity loss (paper section 3.5; METHOD.md "Coarse-fine granularity loss").
+"""Coarse-fine granularity loss (paper section 3.5; docs/method.md, "Coarse-fine granularity loss").
 
 L_cf = -(1/N) sum_i w_i (1 + mu[g(pred_i), g(y_i)]) log p_i[y_i]
 

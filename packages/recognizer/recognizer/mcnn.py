@@ -1,4 +1,4 @@
-"""MCNN, the audio branch (paper section 3.2; METHOD.md "Audio branch").
+"""MCNN, the audio branch (paper section 3.2; docs/method.md, "Audio branch").
 
 Three branches read the log-mel [B, 1, F, T]: local (square kernels), temporal (long in time) and spectral
 (long in frequency; the paper's "spatial"). Each branch is a stack of conv blocks whose receptive fields

@@ -3,8 +3,8 @@
 of a split) from a checkpoint, with its fusion (m, n) and smoothing window; ``--probs`` adds the per-frame
 probabilities.
 
-Format (DATASETS.md, "Test submission"): the header, then ``<track>/<frame:05d>.jpg,<label 0-7>`` for every
-frame 1..N of every track; ``recognizer validate-submission`` (recognizer/submission.py) checks one.
+Format (docs/datasets.md, "Test submission"): the header, then ``<track>/<frame:05d>.jpg,<label 0-7>`` for
+every frame 1..N of every track; ``recognizer validate-submission`` (recognizer/submission.py) checks one.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""RHCNN, the visual branch (paper section 3.2; METHOD.md "Visual branch").
+"""RHCNN, the visual branch (paper section 3.2; docs/method.md, "Visual branch").
 
 Per frame: two NxN conv blocks, residual stages of (1x1 conv -> NxN depthwise conv -> 1x1 conv) + skip,
 each block followed by a channel shuffle, then GCSA and global average pooling. The K frame vectors are

@@ -1,6 +1,6 @@
 """``recognizer validate-submission``: check an ABAW test submission (``recognizer predict`` writes one).
 
-Format (DATASETS.md, "Test submission"): the header :data:`SUBMISSION_HEADER`, then one line
+Format (docs/datasets.md, "Test submission"): the header :data:`SUBMISSION_HEADER`, then one line
 ``<track>/<frame:05d>.jpg,<label 0-7>`` for every frame 1..N of every track of the test list.
 """
 

@@ -1,5 +1,5 @@
 """AFEW reader: ``<root>/{Train,Val}/<Emotion>/<id>.avi``, one sample per clip, label from the folder
-(DATASETS.md, "AFEW"). The clip is both the frame source and the sound track."""
+(docs/datasets.md, "AFEW"). The clip is both the frame source and the sound track."""
 
 from __future__ import annotations
 

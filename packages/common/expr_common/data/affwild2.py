@@ -1,5 +1,5 @@
 """Aff-Wild2 EXPR reader: one sample per annotated face track, frames from ``cropped_aligned/``, sound from
-the shared video (DATASETS.md, "Aff-Wild2")."""
+the shared video (docs/datasets.md, "Aff-Wild2")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """CK+ reader: labelled image sequences (``cohn-kanade-images/`` + ``Emotion/``), one sample of the last
-``peak_frames`` images per labelled sequence, split by subject (DATASETS.md, "CK+")."""
+``peak_frames`` images per labelled sequence, split by subject (docs/datasets.md, "CK+")."""
 
 from __future__ import annotations
 

@@ -33,12 +33,13 @@ class SourceConfig:
 
 @dataclass
 class PreprocessConfig:
-    frames: int = 8  # K per sample (METHOD.md); enough to see onset-apex-offset in a 2 s window
+    # K per sample (docs/method.md, "Preprocessing"); enough to see onset-apex-offset in a 2 s window
+    frames: int = 8
     image_size: int = 112  # Aff-Wild2's aligned crops are 112x112; demo/tiny configs use smaller faces
     window_seconds: float = 2.0  # span of one Aff-Wild2 sample; expression episodes last ~1-5 s
     stride_seconds: float = 1.0  # half-window overlap: every annotated frame lands in about two windows
     sample_rate: int = 16000  # speech models' usual rate; voice energy is well below 8 kHz
-    n_mels: int = 64  # METHOD.md default
+    n_mels: int = 64  # docs/method.md, "Preprocessing"
     win_ms: float = 25.0  # standard speech frame: a few pitch periods
     hop_ms: float = 10.0  # standard speech hop: 100 spectrogram steps per second
     # haar: OpenCV's bundled cascade; mtcnn: facenet-pytorch's MTCNN (both ship in their wheels); none

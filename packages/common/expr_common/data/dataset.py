@@ -152,10 +152,10 @@ def spec_augment_of(augment: AugmentConfig, cache_config: dict[str, Any]) -> Spe
 
 
 class CachedClips(Dataset):
-    """Samples of a prepared cache as DESIGN.md's dict: ``video`` uint8 ``[K, C, H, W]`` (see
-    :func:`normalize_video`), ``audio`` float32 ``[1, F, T]``, ``label`` int64, ``has_audio`` /
-    ``has_video`` bool, and for per-frame scoring ``frame_labels`` / ``frame_index`` ``[K]``, ``span`` [2],
-    ``span_labels`` [L], ``sample_id``, ``ref_id``, ``index`` (position in this dataset).
+    """Samples of a prepared cache as the dict of docs/design.md ("Samples and batches"): ``video`` uint8
+    ``[K, C, H, W]`` (see :func:`normalize_video`), ``audio`` float32 ``[1, F, T]``, ``label`` int64,
+    ``has_audio`` / ``has_video`` bool, and for per-frame scoring ``frame_labels`` / ``frame_index`` ``[K]``,
+    ``span`` [2], ``span_labels`` [L], ``sample_id``, ``ref_id``, ``index`` (position in this dataset).
 
     ``split`` / ``domain`` / ``source`` filter (a name or a list of names). ``train=True`` applies
     ``augment``: frequency masking to samples that have audio, the clip augmentation to those with video.

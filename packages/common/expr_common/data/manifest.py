@@ -1,5 +1,5 @@
 """Generic CSV manifest reader: any other data, single images, audio-only samples, and ``gan-aug generate``
-output (DATASETS.md, "Generic manifest")."""
+output (docs/datasets.md, "Generic manifest")."""
 
 from __future__ import annotations
 

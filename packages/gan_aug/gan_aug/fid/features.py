@@ -1,7 +1,7 @@
 """Pool3 features of pytorch-fid's InceptionV3 (2048-d), on image batches or on listed images, cached on
 disk keyed by the listing and the settings.
 
-Conventions (METHOD.md, "FID conventions"): images resized bilinearly to 299 exactly as pytorch-fid does.
+Conventions (docs/method.md, "FID conventions"): images resized bilinearly to 299 exactly as pytorch-fid does.
 :class:`FeatureExtractor` is the API a trainer calls every N steps (``gan_aug.fid.hook``).
 """
 

@@ -5,7 +5,7 @@ GAN other real Aff-Wild2 frames edited) against the cached real Aff-Wild2 traini
 Real features are extracted once (and cached on disk by ``gan_aug.fid.features``); the fakes use fixed
 latents and the real subsample's own labels, so successive evaluations differ only by the generator. KID
 comes first in the returned metrics because the trainer keeps ``best.pt`` by the first one: it is unbiased
-at the small N a training run can afford, where FID's bias depends on N (METHOD.md, "FID conventions").
+at the small N a training run can afford, where FID's bias depends on N (docs/method.md, "FID conventions").
 """
 
 from __future__ import annotations
