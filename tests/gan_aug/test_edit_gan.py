@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from accelerate import Accelerator
 
+import gan_aug
 from expr_common.checkpoint import load_checkpoint
 from expr_common.config import ConfigError
 from expr_common.labels import CLASS_NAMES
@@ -243,3 +245,24 @@ def test_edit_training_runs_through_accelerate_launch(edit_cache, tmp_path) -> N
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] == 2
+
+
+def test_the_library_edits_faces_as_the_generator_does(edit_run) -> None:
+    run_dir, _, _ = edit_run
+    gan = gan_aug.load_gan(run_dir / "checkpoints" / "last.pt")
+    assert gan.kind == "edit"
+    faces = torch.randint(
+        0, 256, (3, 3, 40, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
+    out = gan.edit(faces.numpy(), "Disgust", domain="affwild2")
+    assert out.images.shape == (3, 3, 40, 40) and out.mask.shape == (3, 1, 40, 40)  # at the faces' own size
+    x = faces.float().div(127.5).sub(1)
+    c = torch.full((3,), CLASS_NAMES.index("Disgust"))
+    with torch.no_grad():
+        ref = edit_frames(gan.G, x, c, torch.full_like(c, gan.domains.index("affwild2")))
+    np.testing.assert_array_equal(out.images, ((ref.image.clamp(-1, 1) + 1) * 127.5).round().byte().numpy())
+    assert ((out.mask >= 0) & (out.mask <= 1)).all()
+    with pytest.raises(ValueError, match="cannot sample"):
+        gan.sample("Disgust", 1)
+    with pytest.raises(ValueError, match="uint8"):
+        gan.edit(faces.float().numpy(), "Disgust")

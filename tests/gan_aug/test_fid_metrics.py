@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from pytorch_fid.fid_score import calculate_frechet_distance
 
+import gan_aug
 from expr_common.data import dataset as cache_format
 from expr_common.media import write_video
 from gan_aug.fid.features import Features
@@ -174,3 +175,11 @@ def test_fid_cache_source_reads_prepared_crops(tmp_path):
     assert source.kind == "cache" and [i.label for i in source.items] == [0, 5, 1, 5]
     arrays = ImageReader().load(source.items)
     assert np.array_equal(arrays[3], video[1, 1].transpose(1, 2, 0))  # HWC of sample 1's second crop
+
+
+def test_the_library_fid_of_two_sets_of_faces(weights) -> None:
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (12, 3, 40, 40), dtype=np.uint8)
+    flat = np.full((12, 3, 40, 40), 128, np.uint8) + rng.integers(0, 8, (12, 1, 1, 1), dtype=np.uint8)
+    assert gan_aug.compute_fid(noise, noise, weights=weights) < 1e-3
+    assert gan_aug.compute_fid(noise, flat, weights=weights) > 50.0

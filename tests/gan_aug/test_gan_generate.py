@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+import gan_aug
 from expr_common.checkpoint import save_checkpoint
 from expr_common.data.manifest import read as read_manifest
 from expr_common.labels import CLASS_NAMES
@@ -134,3 +137,20 @@ def test_cli_counts_per_class_and_errors(checkpoint: Path, tmp_path: Path, capsy
     assert cli_main(bad) == 2 and "Joyful" in capsys.readouterr().err
     with pytest.raises(GenerateError, match="exactly one"):
         generate(checkpoint, tmp_path / "x", per_class=1, fill_to_max=True)
+
+
+def test_the_library_samples_what_generate_writes(checkpoint: Path, tmp_path: Path) -> None:
+    gan = gan_aug.load_gan(checkpoint)
+    assert gan.kind == "sample" and "affwild2" in gan.domains
+    faces = gan.sample("Fear", 3, seed=4)
+    assert faces.shape == (3, 3, 32, 32) and faces.dtype == np.uint8
+    generate(checkpoint, tmp_path / "out", counts="Fear=3", seed=4)
+    written = [np.asarray(Image.open(tmp_path / "out" / r["frames"])) for r in _rows(tmp_path / "out")]
+    np.testing.assert_array_equal(
+        faces, np.stack(written).transpose(0, 3, 1, 2)
+    )  # the same faces, bit for bit
+    assert not np.array_equal(gan.sample("Fear", 3, seed=5), faces)
+    with pytest.raises(ValueError, match="cannot edit"):
+        gan.edit(faces, "Anger")
+    with pytest.raises(ValueError, match="class 'Angry'"):
+        gan.sample("Angry", 1)

@@ -185,7 +185,8 @@ def _write_sample(out: Path, class_name: str, sample_id: str, frames: torch.Tens
     return relative
 
 
-def _to_uint8(images: torch.Tensor) -> torch.Tensor:
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Generator output in [-1, 1] as uint8 images on the CPU (what saving them as files gives)."""
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()  # [B, 3, H, W]
 
 
@@ -267,7 +268,7 @@ def generate(
             zs = torch.cat(z).to(device_)  # [samples * K, z_dim]
             y = torch.full((len(zs),), label, device=device_)
             with torch.no_grad():
-                images = _to_uint8(G(zs, y, torch.full_like(y, d)))
+                images = to_uint8(G(zs, y, torch.full_like(y, d)))
             for j, number in enumerate(numbers):
                 sample_id = f"gan-{domain}-s{seed}-{name.lower()}-{number:05d}"
                 relative = _write_sample(out, name, sample_id, images[j * clip_len : (j + 1) * clip_len])

@@ -36,12 +36,12 @@ from gan_aug.generate import (
     GenerateError,
     GenerateResult,
     _remove_listed,
-    _to_uint8,
     _write_sample,
     open_request,
     parse_counts,
     plan_counts,
     sample_generator,
+    to_uint8,
 )
 from gan_aug.sampling import TRAIN_SPLIT
 
@@ -141,7 +141,7 @@ def edit_clips(
             c = torch.full((len(x),), label, device=device_)
             with torch.no_grad():  # at the cache's frame size: outside the mask the real frame, untouched
                 edit = edit_frames(G, x.to(device_), c, torch.tensor(domain, device=device_))
-            images = _to_uint8(edit.image)
+            images = to_uint8(edit.image)
             for j, (number, i) in enumerate(zip(numbers, chosen)):
                 entry = clips.entries[i]
                 part = slice(j * clip_len, (j + 1) * clip_len)
