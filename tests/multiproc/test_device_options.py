@@ -19,7 +19,7 @@ from expr_common.runs import read_metrics
 from gan_aug.run_config import load_train_config
 from gan_aug.train import train as train_gan
 from recognizer.cli import main as recognizer_main
-from recognizer.evaluate import load_model
+from recognizer.inference import load_model
 
 RECOGNIZER = REPO / "configs" / "recognizer" / "tiny.yaml"
 GAN = REPO / "configs" / "gan_aug" / "tiny.yaml"

@@ -10,8 +10,7 @@ import recognizer
 from expr_common.data.dataset import CachedClips
 from expr_common.labels import CLASS_NAMES
 from recognizer.cli import main
-from recognizer.evaluate import load_model
-from recognizer.export import selected_fusion
+from recognizer.inference import load_model, selected_fusion
 
 
 @pytest.fixture(scope="module")

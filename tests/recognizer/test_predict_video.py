@@ -15,8 +15,7 @@ from expr_common.data.recording import FaceTrack, open_recording, recording_wind
 from expr_common.labels import CLASS_NAMES
 from expr_common.media import probe, read_audio, read_video, write_video
 from recognizer.cli import main
-from recognizer.evaluate import load_model
-from recognizer.export import FusedRecognizer, selected_fusion
+from recognizer.inference import FusedRecognizer, load_model, selected_fusion
 from recognizer.predict_video import spread_to_frames
 from recognizer.predictors import TorchPredictor
 

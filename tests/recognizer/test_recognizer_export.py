@@ -9,7 +9,7 @@ import torch
 from expr_common.checkpoint import load_checkpoint, save_checkpoint
 from expr_common.data.dataset import CachedClips, collate, normalize_video
 from recognizer.cli import main
-from recognizer.evaluate import load_model
+from recognizer.inference import load_model
 from recognizer.onnx_runtime import OnnxModelError, OnnxRecognizer
 
 

@@ -50,7 +50,7 @@ from expr_experiment.fidelity_summary import Scored, fidelity_report
 from expr_experiment.layout import FIDELITY_JSON, REAL_CONFUSION, SYNTH_CONFUSION
 from gan_aug.generate_edit import SOURCE_CLASS
 from gan_aug.sampling import TRAIN_SPLIT
-from recognizer.evaluate import load_model
+from recognizer.inference import load_model
 from recognizer.outputs import DATA_CONFIG_FILE
 
 FACES = ("auto", "crops", "detect")  # as a data config's `faces` for a source

@@ -9,7 +9,6 @@ from typing import Any
 
 from expr_common.accelerator import make_accelerator
 from expr_common.atomic import write_json
-from expr_common.checkpoint import load_checkpoint
 from expr_common.data.config import load_data_config
 from expr_common.data.dataset import CachedClips, make_loader
 from expr_common.errors import DataError
@@ -27,19 +26,9 @@ from recognizer.evaluation import (
     select_fusion_and_smoothing,
     write_predictions,
 )
+from recognizer.inference import load_model
 from recognizer.inputs import check_same_inputs
-from recognizer.model import AudioVisualRecognizer
 from recognizer.outputs import FUSION_GRID_FILE
-from recognizer.run_config import RecognizerConfig, stored_recognizer_config
-
-
-def load_model(checkpoint: str | Path) -> tuple[AudioVisualRecognizer, RecognizerConfig, dict[str, Any]]:
-    """Rebuild the model from the config stored in the checkpoint (no YAML needed)."""
-    state = load_checkpoint(checkpoint)
-    cfg = stored_recognizer_config(state, f"checkpoint {checkpoint}")
-    model = AudioVisualRecognizer(cfg.model)
-    model.load_state_dict(state["model"])
-    return model, cfg, state
 
 
 def evaluate(

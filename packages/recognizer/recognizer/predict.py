@@ -56,8 +56,8 @@ def predict_tracks(
     from expr_common.data.readers import read_dataset
     from expr_common.paths import resolve_path
     from expr_common.synth.ondemand import dataset_root, prepare_data
-    from recognizer.evaluate import load_model
     from recognizer.evaluation import frames_from_windows, predict_windows
+    from recognizer.inference import load_model
 
     accelerator = accelerator or Accelerator()
     model, cfg, state = load_model(checkpoint)

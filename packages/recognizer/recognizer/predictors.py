@@ -14,20 +14,19 @@ import torch
 
 from expr_common.config import from_dict
 from expr_common.data.config import PreprocessConfig
-from recognizer.export import (
+from recognizer.inference import (
     META_MODALITIES,
     META_PREPROCESS,
     META_SELECTION,
     FusedRecognizer,
     checkpoint_preprocess,
+    load_model,
     selected_fusion,
 )
 
 
 class TorchPredictor:
     def __init__(self, checkpoint: str | Path, data: str | Path | None = None) -> None:
-        from recognizer.evaluate import load_model
-
         model, cfg, state = load_model(checkpoint)
         self.selection = selected_fusion(cfg, state)
         self.window = self.selection["window"]
