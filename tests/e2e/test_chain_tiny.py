@@ -10,6 +10,7 @@ import statistics
 
 import pytest
 
+import recognizer.trainer
 from expr_common.paths import repo_root
 from expr_experiment.cli import main
 from gan_aug.fid.weights import WEIGHTS_FILE
@@ -29,7 +30,7 @@ def torch_home(weights, tmp_path, monkeypatch):
 
 
 def test_chain_on_tiny_writes_a_report_that_agrees_with_its_sources(
-    tiny_corpus, torch_home, tmp_path, capsys
+    tiny_corpus, torch_home, tmp_path, capsys, monkeypatch
 ):
     run = tmp_path / "chain"
     argv = ["chain", "--config", TINY_CHAIN, "--run-dir", str(run)]
@@ -126,3 +127,15 @@ def test_chain_on_tiny_writes_a_report_that_agrees_with_its_sources(
     assert main(argv) == 0
     assert sorted(p.name for p in (run / "done").iterdir()) == marks
     assert json.loads((run / "report.json").read_text())["arms"] == numbers["arms"]
+
+    # `expr-experiment report` only reads the finished steps: it never trains, and the ablation's files
+    # (written by the chain) stay as they are.
+    def no_training(*args, **kwargs):
+        raise AssertionError("the report trained")
+
+    monkeypatch.setattr(recognizer.trainer, "train", no_training)
+    ablation_files = {p: p.stat().st_mtime_ns for p in (run / "ablation").rglob("*") if p.is_file()}
+    (run / "report.md").unlink()
+    assert main(["report", "--run-dir", str(run)]) == 0
+    assert (run / "report.md").read_text().count("## Did the synthetic data help?") == 1
+    assert {p: p.stat().st_mtime_ns for p in (run / "ablation").rglob("*") if p.is_file()} == ablation_files

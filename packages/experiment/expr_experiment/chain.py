@@ -22,9 +22,9 @@ from expr_common.run_lock import lock_run_dir
 from expr_common.runs import RunDir, add_override_argument, run_contents
 from expr_experiment.chain_config import ChainConfig
 from expr_experiment.layout import BASELINE_MODALITY, BASELINE_ROW, PRETRAIN_TASK, ChainDir
-from expr_experiment.report import write_report
+from expr_experiment.report import ablation_request, write_report
 from expr_experiment.tasks import Task, run_tasks, tool
-from recognizer.ablate import cell_config, write_cell_summary
+from recognizer.ablate import cell_config, write_ablation, write_cell_summary
 from recognizer.run_config import RecognizerConfig
 
 # Rough costs against one recognizer run, for the start order only (tasks.start_order): on the demo a GAN
@@ -226,6 +226,7 @@ def run_chain(cfg: ChainConfig, root: Path) -> Path:
     save_config(cfg, layout.config)
     started = time.perf_counter()
     timings = run_tasks(plan(cfg, root), root, cfg.jobs)
+    write_ablation(**ablation_request(cfg, layout))  # the table of the cells the tasks trained
     return write_report(cfg, root, timings, time.perf_counter() - started)
 
 

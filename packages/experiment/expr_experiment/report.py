@@ -33,7 +33,7 @@ from expr_experiment.report_tables import (
     seed_row,
     verdict,
 )
-from recognizer.ablate import MODALITIES, ablate, render_markdown
+from recognizer.ablate import MODALITIES, ablation_table, render_markdown
 from recognizer.outputs import ABLATION_JSON, CONFUSION_FILE, FUSION_GRID_FILE, SELECTION_FILE
 
 
@@ -113,6 +113,19 @@ def edited_section(cfg: ChainConfig, root: Path) -> dict:
     }
 
 
+def ablation_request(cfg: ChainConfig, layout: ChainDir) -> dict:
+    """The chain's ablation table as ``recognizer.ablate`` takes it: its folder, rows, seeds, overrides."""
+    return {
+        "cfg": resolve_path(cfg.recognizer),
+        "run_dir": layout.ablation,
+        "seeds": cfg.ablation_seeds,
+        "rows": cfg.ablation_rows,
+        "modalities": cfg.ablation_modalities,
+        "overrides": [*cfg.data_sets, *cfg.recognizer_overrides],
+        "row_seeds": {BASELINE_ROW: cfg.seeds},  # the chain trains the full model's row on every seed
+    }
+
+
 def write_report(cfg: ChainConfig, root: Path, timings: dict[str, float], wall_s: float | None) -> Path:
     """Gather every step's results into ``root/report.md`` and ``root/report.json``."""
     root = Path(root)
@@ -120,16 +133,8 @@ def write_report(cfg: ChainConfig, root: Path, timings: dict[str, float], wall_s
     figures = layout.figures
     figures.mkdir(parents=True, exist_ok=True)
     arms = arm_table(root, cfg.seeds, cfg.arms)
-    # Every cell is trained already (summary.json): this only gathers the table.
-    ablation = ablate(
-        resolve_path(cfg.recognizer),
-        layout.ablation,
-        seeds=cfg.ablation_seeds,
-        rows=cfg.ablation_rows,
-        modalities=cfg.ablation_modalities,
-        overrides=[*cfg.data_sets, *cfg.recognizer_overrides],
-        row_seeds={BASELINE_ROW: cfg.seeds},  # the chain trains the full model's row on every seed
-    )
+    # Every cell is trained already (summary.json): the table is read, never trained or written.
+    ablation = ablation_table(**ablation_request(cfg, layout))
     fid_lines, fid = fid_section(root, split=cfg.fid.real_split)
     fidelity_lines, fidelity = fidelity_section(root)
     per_class_png = plot_per_class(arms, layout.per_class_png)

@@ -66,23 +66,30 @@ def cell_config(
     return from_dict(apply_overrides(data, switches), RecognizerConfig, where)
 
 
+def finished_cell(cfg: RecognizerConfig, run_dir: Path) -> dict[str, Any] | None:
+    """The summary of a cell trained with ``cfg``, or None when it has not finished; a cell trained with
+    another config is an error (it reads only)."""
+    summary_path = run_dir / SUMMARY_FILE
+    if not summary_path.is_file():
+        return None
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    # JSON turns nothing of to_dict's output into something else, so equal configs compare equal.
+    if summary.get("config") != to_dict(cfg):
+        raise RunDirError(
+            f"{run_dir} was trained with another config than this ablation asks for; "
+            "use a new --run-dir (or delete that sub-run)"
+        )
+    return summary | {"skipped": True}
+
+
 def _run_cell(cfg: RecognizerConfig, run_dir: Path) -> dict[str, Any]:
     """Train one sub-run unless its summary exists; returns the summary (read back or fresh)."""
     from expr_common.accelerator import agree_on_run_dir, make_accelerator
     from recognizer.trainer import train
 
-    summary_path = run_dir / SUMMARY_FILE
-    wanted = to_dict(cfg)
-    if summary_path.is_file():
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        # JSON turns nothing of to_dict's output into something else, so equal configs compare equal.
-        if summary.get("config") != wanted:
-            raise RunDirError(
-                f"{run_dir} was trained with another config than this ablation asks for; "
-                "use a new --run-dir (or delete that sub-run)"
-            )
-        summary["skipped"] = True
-        return summary
+    done = finished_cell(cfg, run_dir)
+    if done is not None:
+        return done
     resume = RunDir(run_dir).last_checkpoint.is_file()  # interrupted mid-training: continue it
     # A cell without last.pt never finished an epoch: start it again (the partial attempt moves aside).
     accelerator = make_accelerator(run_dir)
@@ -131,6 +138,85 @@ def ablate(
 ) -> dict[str, Any]:
     """Train every (row, modality, seed 0..seeds-1) cell that is not done yet; write and return the table.
     ``row_seeds`` gives some rows another number of seeds (the chain trains its baseline row on all)."""
+    request = _request(seeds, rows, modalities, overrides, row_seeds)
+    root = Path(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    trained = set()
+    for cell in _cells(request):
+        sub, cell_cfg = cell_dir(root, *cell), cell_config(cfg, request["overrides"], *cell)
+        if not _run_cell(cell_cfg, sub)["skipped"]:
+            trained.add(cell)
+    return write_ablation(
+        cfg, root, seeds, rows, modalities, overrides, row_seeds, trained=frozenset(trained)
+    )
+
+
+def write_ablation(
+    cfg: RecognizerConfig | str | Path,
+    run_dir: str | Path,
+    seeds: int = 3,
+    rows: list[str] | tuple[str, ...] = ("base", "gcsa", "gcsa_cf"),
+    modalities: list[str] | tuple[str, ...] = ("v", "av"),
+    overrides: list[str] | tuple[str, ...] = (),
+    row_seeds: dict[str, int] | None = None,
+    trained: frozenset = frozenset(),
+) -> dict[str, Any]:
+    """:func:`ablation_table` of the finished cells, written as ``ablation.json``, ``ablation.md`` and
+    ``config.yaml``."""
+    root = Path(run_dir)
+    result = ablation_table(cfg, root, seeds, rows, modalities, overrides, row_seeds, trained)
+    request = _request(seeds, rows, modalities, overrides, row_seeds)
+    # The first cell's resolved config, as a record of the base config and overrides (written last, so a
+    # refused re-run with other overrides does not overwrite it).
+    first = cell_config(cfg, request["overrides"], request["rows"][0], request["modalities"][0], 0)
+    save_config(first, root / "config.yaml")
+    write_json(root / ABLATION_JSON, result)
+    write_text(root / ABLATION_MD, render_markdown(result))
+    return result
+
+
+def ablation_table(
+    cfg: RecognizerConfig | str | Path,
+    run_dir: str | Path,
+    seeds: int = 3,
+    rows: list[str] | tuple[str, ...] = ("base", "gcsa", "gcsa_cf"),
+    modalities: list[str] | tuple[str, ...] = ("v", "av"),
+    overrides: list[str] | tuple[str, ...] = (),
+    row_seeds: dict[str, int] | None = None,
+    trained: frozenset = frozenset(),
+) -> dict[str, Any]:
+    """The table over the finished cells of ``run_dir``: it only reads (an unfinished cell is an error).
+    ``trained``: the (row, modality, seed) cells the caller has just trained (``skipped`` False)."""
+    request = _request(seeds, rows, modalities, overrides, row_seeds)
+    root = Path(run_dir)
+    cells: dict[str, dict[str, Any]] = {}
+    for row in request["rows"]:
+        for modality in request["modalities"]:
+            runs = []
+            for seed in range(request["per_row"][row]):
+                sub = cell_dir(root, row, modality, seed)
+                summary = finished_cell(cell_config(cfg, request["overrides"], row, modality, seed), sub)
+                if summary is None:
+                    raise RunDirError(f"{sub} has not finished training: no {SUMMARY_FILE}")
+                runs.append(
+                    _run_entry(seed, sub, summary | {"skipped": (row, modality, seed) not in trained})
+                )
+            cells.setdefault(row, {})[modality] = _cell_stats(runs)
+    return {
+        "metric": METRIC_NOTE,
+        "std": "sample standard deviation over seeds (n - 1); 0 for one seed",
+        "seeds": seeds,
+        "row_seeds": dict(request["per_row"]),
+        "rows": request["rows"],
+        "modalities": request["modalities"],
+        "overrides": request["overrides"],
+        "cells": cells,
+        "paper": {"values_percent": PAPER, "note": "Yu et al. 2025 Table 1, real Aff-Wild2 validation"},
+    }
+
+
+def _request(seeds, rows, modalities, overrides, row_seeds) -> dict[str, Any]:
+    """The checked request: rows and modalities in canonical order, seeds per row, overrides as a list."""
     bad = [r for r in rows if r not in ROWS] + [m for m in modalities if m not in MODALITIES]
     if bad or not rows or not modalities:
         raise ConfigError(
@@ -143,61 +229,49 @@ def ablate(
     low = {row: n for row, n in per_row.items() if not isinstance(n, int) or n < 1}
     if low:
         raise ConfigError(f"seeds must be whole numbers >= 1, got {low}")
-    root = Path(run_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    overrides = list(overrides)
     # Canonical order, whatever order the user typed: the table reads like the paper's.
-    rows = [r for r in ROWS if r in rows]
-    modalities = [m for m in MODALITIES if m in modalities]
-    cells: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        for modality in modalities:
-            runs = []
-            for seed in range(per_row[row]):
-                sub = cell_dir(root, row, modality, seed)
-                summary = _run_cell(cell_config(cfg, overrides, row, modality, seed), sub)
-                selection = summary.get("selection") or {}
-                runs.append(
-                    {
-                        "seed": seed,
-                        "run_dir": str(sub),
-                        "val_macro_f1": selection.get("val_macro_f1"),
-                        "best_val_macro_f1": summary["best_val_macro_f1"],
-                        "m": selection.get("m"),
-                        "n": selection.get("n"),
-                        "window": selection.get("window"),
-                        "skipped": summary["skipped"],
-                    }
-                )
-            selected = [r["val_macro_f1"] for r in runs if r["val_macro_f1"] is not None]
-            best = [r["best_val_macro_f1"] for r in runs]
-            mean, std = _stats(selected) if selected else (float("nan"), float("nan"))
-            best_mean, best_std = _stats(best)
-            cells.setdefault(row, {})[modality] = {
-                "runs": runs,
-                "n": len(selected),
-                "mean": mean,
-                "std": std,
-                "best_mean": best_mean,
-                "best_std": best_std,
-            }
-    result = {
-        "metric": METRIC_NOTE,
-        "std": "sample standard deviation over seeds (n - 1); 0 for one seed",
-        "seeds": seeds,
-        "row_seeds": {row: per_row[row] for row in rows},
-        "rows": rows,
-        "modalities": modalities,
-        "overrides": overrides,
-        "cells": cells,
-        "paper": {"values_percent": PAPER, "note": "Yu et al. 2025 Table 1, real Aff-Wild2 validation"},
+    ordered = [r for r in ROWS if r in rows]
+    return {
+        "rows": ordered,
+        "modalities": [m for m in MODALITIES if m in modalities],
+        "per_row": {row: per_row[row] for row in ordered},
+        "overrides": list(overrides),
     }
-    # The first cell's resolved config, as a record of the base config and overrides (written last, so a
-    # refused re-run with other overrides does not overwrite it).
-    save_config(cell_config(cfg, overrides, rows[0], modalities[0], 0), root / "config.yaml")
-    write_json(root / ABLATION_JSON, result)
-    write_text(root / ABLATION_MD, render_markdown(result))
-    return result
+
+
+def _cells(request: dict[str, Any]):
+    for row in request["rows"]:
+        for modality in request["modalities"]:
+            for seed in range(request["per_row"][row]):
+                yield row, modality, seed
+
+
+def _run_entry(seed: int, sub: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    selection = summary.get("selection") or {}
+    return {
+        "seed": seed,
+        "run_dir": str(sub),
+        "val_macro_f1": selection.get("val_macro_f1"),
+        "best_val_macro_f1": summary["best_val_macro_f1"],
+        "m": selection.get("m"),
+        "n": selection.get("n"),
+        "window": selection.get("window"),
+        "skipped": summary["skipped"],
+    }
+
+
+def _cell_stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    selected = [r["val_macro_f1"] for r in runs if r["val_macro_f1"] is not None]
+    mean, std = _stats(selected) if selected else (float("nan"), float("nan"))
+    best_mean, best_std = _stats([r["best_val_macro_f1"] for r in runs])
+    return {
+        "runs": runs,
+        "n": len(selected),
+        "mean": mean,
+        "std": std,
+        "best_mean": best_mean,
+        "best_std": best_std,
+    }
 
 
 def _cell(mean: float, std: float, n: int) -> str:
