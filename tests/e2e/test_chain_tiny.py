@@ -3,6 +3,7 @@ command a user would type, and the report's numbers agree with the metric files 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -58,7 +59,9 @@ def test_chain_on_tiny_writes_a_report_that_agrees_with_its_sources(
     for arm, kind in (("synthetic", "synthetic"), ("source_real", "source_real"), ("edited", "synthetic")):
         extra = json.loads((run / "arms" / arm / "seed0" / "extra_data.json").read_text())
         assert extra[0]["name"] == kind and extra[0]["used"] > 0
-    assert extra[0]["cache"] == str(run / "edited" / "cache")  # the edited clips, not the sampled ones
+    # The edited clips, not the sampled ones; cached beside the main cache, not inside the edited folder.
+    digest = hashlib.sha256(str(run / "edited" / "manifest.csv").encode()).hexdigest()[:12]
+    assert extra[0]["cache"].endswith(f"-synthetic-{digest}") and not (run / "edited" / "cache").exists()
 
     # Pre-training: a V-only run on AFEW + CK+ only; the fine-tuned cells loaded its visual branch and head
     # and are reported beside the cells from scratch with their own seeds' numbers.

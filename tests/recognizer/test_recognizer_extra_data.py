@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,7 +107,11 @@ def test_synthetic_samples_join_training_only_video_only_and_weighted(recognizer
     used = summary["used"]
     assert used > 0 and len(data.train) == len(plain.train) + used
     assert len(data.val) == len(plain.val)  # never in validation
-    extra_cache = CachedClips(folder / "cache")
+    extra_cache = CachedClips(summary["cache"])
+    assert (
+        not (folder / "cache").exists()
+        and Path(summary["cache"]).parent == Path(recognizer_cache_root).parent
+    )
     assert extra_cache.preprocess == plain.train.preprocess  # the main config's K, size and mel settings
     items = [data.train[i] for i in range(len(plain.train), len(data.train))]
     assert all(not bool(item["has_audio"]) and bool(item["has_video"]) for item in items)

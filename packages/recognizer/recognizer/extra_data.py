@@ -10,6 +10,7 @@ only in where the added faces come from. Extra data is used for training only, n
 from __future__ import annotations
 
 import bisect
+import hashlib
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,12 +32,12 @@ from recognizer.run_config import ExtraTrainData, RecognizerConfig
 def extra_data_config(extra: ExtraTrainData, main: DataConfig) -> DataConfig:
     """The data config of an extra set. A ``manifest`` (``gan-aug generate`` output) is read with the main
     config's preprocessing and augmentation, so its clips match the main ones in K, size and mel settings;
-    its cache sits beside the manifest."""
+    its cache sits under the main cache's folder (:func:`extra_cache_root`), never inside the input folder."""
     if extra.manifest is None:
         return load_data_config(resolve_path(extra.data), extra.overrides)
     csv = manifest_path(resolve_path(extra.manifest))
     source = SourceConfig(name=extra.name, format="manifest", root=str(csv), faces="crops")
-    cache = replace(main.cache, root=str(csv.parent / "cache"))
+    cache = replace(main.cache, root=str(extra_cache_root(extra.name, csv, main)))
     return DataConfig(
         name=f"{main.name}-{extra.name}",
         sources=[source],
@@ -44,6 +45,13 @@ def extra_data_config(extra: ExtraTrainData, main: DataConfig) -> DataConfig:
         augment=main.augment,
         cache=cache,
     )
+
+
+def extra_cache_root(name: str, csv: Path, main: DataConfig) -> Path:
+    """Where an extra manifest's cache goes: beside the main cache, one folder per manifest (named by a hash
+    of its absolute path), so the folder a user hands over (``--synthetic``) is only read."""
+    digest = hashlib.sha256(str(csv.absolute()).encode()).hexdigest()[:12]
+    return resolve_path(main.cache.root).parent / f"{Path(main.cache.root).name}-{name}-{digest}"
 
 
 def select_extra(
