@@ -105,6 +105,24 @@ def test_a_new_users_first_hour(shell: Shell, tiny_corpus: Path, weights: Path):
                         "--per-class", "2", code=2)  # fmt: skip
     assert "is a recognizer checkpoint" in refused.stderr
 
+    # Issue 29, items 1, 2, 6 and 13: an export over its own checkpoint, a --out naming an unrelated file,
+    # an empty config and an unknown source class are one line each, and nothing is written.
+    refused = shell.run("recognizer", "export", "--checkpoint", str(best), "--onnx", str(best), code=2)
+    assert "--onnx" in refused.stderr and str(best) in refused.stderr
+    kept = home / "notes.txt"
+    kept.write_text("my notes")
+    refused = shell.run("recognizer", "predict", "--checkpoint", str(best), "--split", "test",
+                        "--out", str(kept), code=2)  # fmt: skip
+    assert str(kept) in refused.stderr and kept.read_text() == "my notes"
+    empty = home / "empty.yaml"
+    empty.write_text("")
+    refused = shell.run("recognizer", "train", "--config", str(empty), "--run-dir", str(home / "e"), code=2)
+    assert str(empty) in refused.stderr and not (home / "e").exists()
+    edit = ["generate", "--mode", "edit", "--from", str(empty), "--source-classes", "Neutral,Bogus"]
+    edit += ["--checkpoint", str(best)]
+    refused = shell.run("gan-aug", *edit, "--out", str(home / "gen2"), "--per-class", "1", code=2)
+    assert "Bogus" in refused.stderr
+
     # 3. --force on a folder that is not a corpus.
     notes = home / "notes"
     notes.mkdir()
