@@ -1,10 +1,11 @@
 """The real-data bench: the toolkit's own commands on small public sets, beside plain references trained in
 the same run on the same splits and epochs (issue 27).
 
-The sets are built outside the repository by ``../shared/realbench/build_realbench.py MIRROR_ROOT DIR``
-(SFEW, TWDB, JAFFE, EmoDB, CREMA-D). For each trained set and seed: ``expr-data prepare``, ``recognizer
-train`` (a config that names only the data, the modality, the epochs and the seed: the toolkit's defaults),
-``recognizer evaluate --split test`` on its ``best.pt``; then the plain reference (realbench_plain.py) on the
+The sets live outside the repository, one ``<set>/manifest.csv`` each (SFEW, TWDB, JAFFE, EmoDB,
+CREMA-D: README, "Real data", names their public sources). For each trained set and seed: ``expr-data
+prepare``, ``recognizer train`` (a config that names only the data, the modality, the epochs and the
+seed: the toolkit's defaults), ``recognizer evaluate --split test`` on its ``best.pt``; then the plain
+reference (realbench_plain.py) on the
 same cache. ``cremad`` runs ``recognizer predict --video`` on the CREMA-D clips with the first seed's SFEW
 (else TWDB) model and EmoDB model, and counts the frames with a face and the windows with sound (a smoke
 check, no score). Seeds run one after another.

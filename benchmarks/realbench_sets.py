@@ -1,4 +1,4 @@
-"""The sets of the real-data bench (``../shared/realbench`` builds them): where each manifest is, which
+"""The sets of the real-data bench (built outside the repository): where each manifest is, which
 modality it trains, and the data config the toolkit reads it with. One place for these facts."""
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Usage: python benchmarks/recognizer.py [--configs demo paper] [--batch-size 16] 
 
 ``--end-to-end`` adds what ``recognizer train`` itself reaches beside the model's own rate
 (recognizer_end_to_end.py): on the real-data bench's 48-px SFEW faces and 4 s EmoDB speech (``--bench
-DIR``, built by ../shared/realbench) or on any prepared data config (``--data YAML --modalities v``).
+DIR``, the bench's folder) or on any prepared data config (``--data YAML --modalities v``).
 """
 
 from __future__ import annotations

@@ -13,27 +13,23 @@ and, on the same cache and epochs, the plain reference of the real-data bench (`
 
 from __future__ import annotations
 
-import json
-import statistics
-import subprocess
-import sys
-import time
+import argparse
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from common import timed
+from realbench import prepare, recognizer_run
 from realbench_plain import fit_plain
 from realbench_sets import SETS, data_config, write_yaml
 
-from expr_common.data.config import load_data_config
 from expr_common.data.dataset import CachedClips, normalize_video
 from recognizer.losses import build_loss, recognizer_loss
 from recognizer.optim import build_optimizer
 from recognizer.run_config import load_recognizer_config
 from recognizer.trainer import build_model
 
-BIN = Path(sys.executable).parent
 ISSUE_SETTINGS = {  # the issue's two settings on the real-data bench: 48-px wild faces, 4 s of speech
     "sfew_48px": ("sfew", {"image_size": 48}),
     "emodb_4s": ("emodb", {"window_seconds": 4.0, "stride_seconds": 4.0}),
@@ -49,16 +45,6 @@ def bench_data_configs(bench: Path, work: Path) -> dict[str, tuple[Path, str]]:
         config["cache"]["root"] = str(work / "cache" / name)
         out[name] = (write_yaml(work / "configs" / f"{name}.yaml", config), SETS[set_name].modality)
     return out
-
-
-def _run(args: list[str], log: Path) -> float:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    with log.open("w", encoding="utf-8") as handle:
-        done = subprocess.run(args, stdout=handle, stderr=subprocess.STDOUT, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"recognizer end-to-end: {' '.join(args[:2])} failed; see {log}")
-    return time.perf_counter() - started
 
 
 def model_only_rate(run: Path, cache: Path, steps: int) -> float:
@@ -83,28 +69,14 @@ def model_only_rate(run: Path, cache: Path, steps: int) -> float:
 
 
 def end_to_end(data_yaml: Path, modality: str, epochs: int, work: Path, steps: int = 5) -> dict[str, Any]:
-    """The three rates of ``recognizer train`` on ``data_yaml`` and the plain reference's, one seed."""
-    name = data_yaml.stem
-    _run([str(BIN / "expr-data"), "prepare", "--config", str(data_yaml)], work / "logs" / f"{name}_prep.log")
-    rec = {"data": str(data_yaml), "model": {"modalities": modality}}
-    rec["train"] = {"epochs": epochs, "seed": 0, "workers": 0}
-    rec_yaml = write_yaml(work / "configs" / f"{name}_recognizer.yaml", rec)
-    run = work / "runs" / name
-    train = [
-        str(BIN / "recognizer"),
-        "train",
-        "--config",
-        str(rec_yaml),
-        "--run-dir",
-        str(run),
-        "--overwrite",
-    ]
-    wall = _run(train, work / "logs" / f"{name}_train.log")
-    cache = Path(load_data_config(data_yaml).cache.root)
+    """The three rates of ``recognizer train`` on ``data_yaml`` and the plain reference's, one seed: the
+    training is the real-data bench's own (``realbench.prepare`` and ``recognizer_run``)."""
+    name, bench = data_yaml.stem, argparse.Namespace(work=work, epochs=epochs, overrides=[])
+    data = prepare(name, yaml.safe_load(data_yaml.read_text(encoding="utf-8")), work)
+    record = recognizer_run(name, modality, data, bench, 0)
+    cache, wall, loop = data[1], record["train_s"], record["loop_items_per_s"]
     n_train = len(CachedClips(cache, split="train", labelled_only=True))
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
-    loop = statistics.median(r["train_clips_per_s"] for r in records if "train_clips_per_s" in r)
-    model = model_only_rate(run, cache, steps)
+    model = model_only_rate(Path(record["checkpoint"]).parents[1], cache, steps)
     plain = fit_plain(cache, modality, epochs, seed=0)
     return {
         "modality": modality,

@@ -22,6 +22,6 @@ def test_end_to_end_rates_come_from_the_run(tiny_bench, tmp_path):
     assert rates["model_only"] > 0 and rates["plain_reference"] > 0
     ratio = rates["model_only"] / rates["end_to_end"]
     assert result["model_only_over_end_to_end"] == pytest.approx(ratio, rel=0.05)  # from unrounded rates
-    run = tmp_path / "work" / "runs" / "faces"
+    run = tmp_path / "work" / "runs" / "faces" / "seed0"
     epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert sum("train_clips_per_s" in r for r in epochs) == 2  # the command trained the epochs asked for

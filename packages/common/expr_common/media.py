@@ -146,6 +146,11 @@ def _encode_audio(container, stream, audio: np.ndarray, sample_rate: int) -> Non
         container.mux(packet)
 
 
+def short_of_header(announced: int, decoded: int) -> bool:
+    """A video that decodes clearly fewer frames than its header announces: cut short (prepare skips it)."""
+    return announced - decoded > max(2, 0.1 * announced)
+
+
 def probe(path: str | Path) -> MediaInfo:
     """What a media file holds, without decoding it."""
     path = Path(path)

@@ -146,29 +146,18 @@ def ablate(
         sub, cell_cfg = cell_dir(root, *cell), cell_config(cfg, request["overrides"], *cell)
         if not _run_cell(cell_cfg, sub)["skipped"]:
             trained.add(cell)
-    return write_ablation(
-        cfg, root, seeds, rows, modalities, overrides, row_seeds, trained=frozenset(trained)
-    )
+    options = {"seeds": seeds, "rows": rows, "modalities": modalities, "overrides": overrides}
+    return write_ablation(cfg, root, **options, row_seeds=row_seeds, trained=frozenset(trained))
 
 
-def write_ablation(
-    cfg: RecognizerConfig | str | Path,
-    run_dir: str | Path,
-    seeds: int = 3,
-    rows: list[str] | tuple[str, ...] = ("base", "gcsa", "gcsa_cf"),
-    modalities: list[str] | tuple[str, ...] = ("v", "av"),
-    overrides: list[str] | tuple[str, ...] = (),
-    row_seeds: dict[str, int] | None = None,
-    trained: frozenset = frozenset(),
-) -> dict[str, Any]:
-    """:func:`ablation_table` of the finished cells, written as ``ablation.json``, ``ablation.md`` and
-    ``config.yaml``."""
+def write_ablation(cfg: RecognizerConfig | str | Path, run_dir: str | Path, **options: Any) -> dict[str, Any]:
+    """:func:`ablation_table` of the finished cells (``options``: its keywords), written as ``ablation.json``,
+    ``ablation.md`` and ``config.yaml``."""
     root = Path(run_dir)
-    result = ablation_table(cfg, root, seeds, rows, modalities, overrides, row_seeds, trained)
-    request = _request(seeds, rows, modalities, overrides, row_seeds)
+    result = ablation_table(cfg, root, **options)
     # The first cell's resolved config, as a record of the base config and overrides (written last, so a
     # refused re-run with other overrides does not overwrite it).
-    first = cell_config(cfg, request["overrides"], request["rows"][0], request["modalities"][0], 0)
+    first = cell_config(cfg, result["overrides"], result["rows"][0], result["modalities"][0], 0)
     save_config(first, root / "config.yaml")
     write_json(root / ABLATION_JSON, result)
     write_text(root / ABLATION_MD, render_markdown(result))

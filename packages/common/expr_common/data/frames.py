@@ -23,7 +23,7 @@ from expr_common.data.config import PreprocessConfig
 from expr_common.data.faces import FaceStats, detectors_for, face_crops, read_image
 from expr_common.data.refs import SampleRef
 from expr_common.labels import UNLABELLED
-from expr_common.media import MediaError, probe, read_video
+from expr_common.media import MediaError, probe, read_video, short_of_header
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ def _decode_video(
         out.skipped["unreadable video"] += 1
         out.warnings.append(f"{ref.sample_id}: {exc}; skipped")
         return {}, 0, None
-    if announced - len(frames) > max(2, 0.1 * announced):
+    if short_of_header(announced, len(frames)):
         out.skipped["truncated video"] += 1
         out.warnings.append(f"{ref.video}: decodes {len(frames)} of {announced} frames; skipped")
         return {}, 0, None

@@ -13,10 +13,7 @@ import av
 from PIL import Image, UnidentifiedImageError
 
 from expr_common.data.refs import SampleRef
-from expr_common.media import MediaError, iter_video, probe, read_audio
-
-# A video that decodes clearly fewer frames than its header announces is what prepare skips as truncated.
-_SHORT_FRAMES, _SHORT_SHARE = 2, 0.1
+from expr_common.media import MediaError, iter_video, probe, read_audio, short_of_header
 
 
 @dataclass
@@ -42,6 +39,8 @@ def check_media(refs: Iterable[SampleRef], deep: bool = False) -> MediaReport:
     report = MediaReport()
     checks = {"image": _image_problem, "video": _video_problem, "audio": _audio_problem}
     for path, kind in media_files(refs):
+        if not path.is_file():
+            continue  # a missing file is the reader's to count
         report.files[kind] += 1
         problem = checks[kind](path, deep)
         if problem:
@@ -50,8 +49,6 @@ def check_media(refs: Iterable[SampleRef], deep: bool = False) -> MediaReport:
 
 
 def _image_problem(path: Path, deep: bool) -> str | None:
-    if not path.is_file():
-        return None  # a missing file is the reader's to count
     try:
         with Image.open(path) as image:
             image.load()  # the whole image: a cut-off JPEG or PNG fails here, not at the header
@@ -63,8 +60,6 @@ def _image_problem(path: Path, deep: bool) -> str | None:
 
 
 def _video_problem(path: Path, deep: bool) -> str | None:
-    if not path.is_file():
-        return None
     try:
         announced = probe(path).frames or 0
         frames = iter_video(path)
@@ -75,14 +70,12 @@ def _video_problem(path: Path, deep: bool) -> str | None:
         return _without_path(exc, path)
     if decoded == 0:
         return "no decodable video frames"
-    if deep and announced - decoded > max(_SHORT_FRAMES, _SHORT_SHARE * announced):
+    if deep and short_of_header(announced, decoded):
         return f"decodes {decoded} of the {announced} frames its header announces (truncated)"
     return None
 
 
 def _audio_problem(path: Path, deep: bool) -> str | None:
-    if not path.is_file():
-        return None
     try:
         if deep:
             wave = read_audio(path)
