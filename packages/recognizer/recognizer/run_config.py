@@ -29,10 +29,13 @@ class OptimConfig:
     step_epochs: int = 100  # "step": multiply by step_gamma every this many epochs
     step_gamma: float = 0.1
     grad_clip: float = 5.0  # max global grad norm; 0 = off. Guards the first epochs of fresh BN stats
+    ema_decay: float = 0.0  # weight EMA per step (recognizer/ema.py), e.g. 0.999; 0 = off
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.head_lr <= 0:
             raise ValueError("optim.lr and optim.head_lr must be positive")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"optim.ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
 @dataclass

@@ -34,6 +34,7 @@ from expr_common.paths import resolve_path
 from expr_common.runs import MetricsWriter, RunDir, read_metrics, truncate_metrics
 from expr_common.seeding import rng_state, seed_everything, set_rng_state
 from expr_common.synth.ondemand import prepare_data
+from recognizer.ema import build_ema, ema_checkpoint, eval_model, resume_weights
 from recognizer.evaluation import (
     frames_from_windows,
     plot_grid,
@@ -146,6 +147,7 @@ class Loop:
     frozen: list[str] = field(default_factory=list)  # parts kept fixed for train.freeze_epochs epochs
     freeze_now: bool = False
     best_f1: float = -1.0
+    ema: Any = None  # recognizer/ema.py's AveragedModel with optim.ema_decay, else None
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -162,18 +164,16 @@ def setup(cfg: RecognizerConfig, run: RunDir, resume: bool, accelerator: Acceler
     optimizer = build_optimizer(model, cfg.optim)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     epoch, step, best_f1 = 0, 0, -1.0
-    init_table = (
-        load_matching(model, resolve_path(cfg.train.init_from))
-        if cfg.train.init_from and not resume
-        else None
-    )
+    init_from = cfg.train.init_from and not resume
+    init_table = load_matching(model, resolve_path(cfg.train.init_from)) if init_from else None
     frozen = init_table["loaded_parts"] if init_table else []
+    ema = build_ema(model, cfg.optim.ema_decay)
     if resume:
         # Skips a killed write's temp file; falls back to last.prev.pt if last.pt is unreadable (both logged).
         state, source = load_resume_checkpoint(run.last_checkpoint, tidy=main)
         check_fits(source, state, {"model": model.state_dict()}, cfg)  # before anything is written
         check_same_stems(stored_recognizer_config(state, str(source)), cfg, str(source))
-        model.load_state_dict(state["model"])
+        resume_weights(model, ema, state, str(source))
         optimizer.load_state_dict(state["optimizer"])
         epoch, step, best_f1 = state["epoch"] + 1, state["step"], state["best_f1"]
         set_rng_state(state["rng"])
@@ -202,7 +202,7 @@ def setup(cfg: RecognizerConfig, run: RunDir, resume: bool, accelerator: Acceler
     metrics = MetricsWriter(run.metrics, enabled=main)
     return Loop(
         cfg, run, data, accelerator, model, optimizer, loss_fn, base_lrs, accelerator.prepare(val), metrics,
-        epoch=epoch, step=step, best_f1=best_f1, frozen=frozen if cfg.train.freeze_epochs else [],
+        epoch=epoch, step=step, best_f1=best_f1, ema=ema, frozen=frozen if cfg.train.freeze_epochs else [],
     )  # fmt: skip
 
 
@@ -247,6 +247,8 @@ def train_step(loop: Loop, batch: dict[str, torch.Tensor]) -> dict[str, torch.Te
         acc.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
     loop.optimizer.step()
     loop.optimizer.zero_grad(set_to_none=True)
+    if loop.ema is not None:
+        loop.ema.update_parameters(acc.unwrap_model(model))
     return parts
 
 
@@ -311,20 +313,14 @@ def train_epoch(loop: Loop, epoch: int) -> dict[str, Any]:
 def validate(loop: Loop, record: dict[str, Any]) -> float | None:
     """Per-frame validation macro-F1 of the current weights, logged with the epoch's ``record``; None on
     non-main processes (they only contribute their share of the predictions)."""
-    preds = predict_windows(loop.model, loop.val_loader, loop.accelerator)
+    preds = predict_windows(eval_model(loop.model, loop.ema), loop.val_loader, loop.accelerator)
     if not loop.main:
         return None
     val = score(frames_from_windows(loop.data.val, preds))
     record.update(val_macro_f1=round(val["macro_f1"], 6), val_accuracy=round(val["accuracy"], 6))
     loop.metrics.write(**record)
-    loop.accelerator.log(
-        {
-            "val/macro_f1": val["macro_f1"],
-            "val/accuracy": val["accuracy"],
-            "train/epoch_loss": record["train_loss"],
-        },
-        step=loop.step,
-    )
+    logged = {"val/macro_f1": val["macro_f1"], "val/accuracy": val["accuracy"]}
+    loop.accelerator.log({**logged, "train/epoch_loss": record["train_loss"]}, step=loop.step)
     loop.history.append(record)
     return val["macro_f1"]
 
@@ -332,7 +328,7 @@ def validate(loop: Loop, record: dict[str, Any]) -> float | None:
 def save_epoch(loop: Loop, epoch: int, val_f1: float) -> None:
     """``last.pt`` after every epoch, ``best.pt`` when validation improved (main process only)."""
     state = {
-        "model": loop.accelerator.unwrap_model(loop.model).state_dict(),
+        **ema_checkpoint(loop.accelerator.unwrap_model(loop.model).state_dict(), loop.ema),
         "optimizer": loop.optimizer.state_dict(),
         "epoch": epoch,
         "step": loop.step,
