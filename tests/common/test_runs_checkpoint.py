@@ -125,3 +125,19 @@ def test_paths(monkeypatch, tmp_path):
     assert resolve_data_path("data/synthetic_tiny/afew") == tmp_path / "synthetic_tiny" / "afew"
     assert resolve_data_path("configs/x.yaml") == repo_root() / "configs" / "x.yaml"
     assert resolve_data_path("/abs/path") == __import__("pathlib").Path("/abs/path")
+
+
+def test_config_paths_start_from_environment_variables(monkeypatch, tmp_path):
+    from expr_common.errors import ExprError
+    from expr_common.paths import resolve_path
+
+    monkeypatch.setenv("EXPR_BENCH_TEST", str(tmp_path))
+    assert resolve_data_path("$EXPR_BENCH_TEST/sfew/manifest.csv") == tmp_path / "sfew" / "manifest.csv"
+    assert resolve_path("${EXPR_BENCH_TEST}/x.yaml") == tmp_path / "x.yaml"
+    monkeypatch.setenv("EXPR_BENCH_REL", "bench")  # a relative value is taken from the repo root
+    assert resolve_path("$EXPR_BENCH_REL/a.csv") == repo_root() / "bench" / "a.csv"
+    monkeypatch.delenv("EXPR_BENCH_UNSET", raising=False)
+    with pytest.raises(
+        ExprError, match=r"^\$EXPR_BENCH_UNSET/a.csv: environment variable \$EXPR_BENCH_UNSET is"
+    ):
+        resolve_path("$EXPR_BENCH_UNSET/a.csv")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 import statistics
 
 import pytest
@@ -14,20 +13,8 @@ import pytest
 import recognizer.trainer
 from expr_common.paths import repo_root
 from expr_experiment.cli import main
-from gan_aug.fid.weights import WEIGHTS_FILE
 
 TINY_CHAIN = str(repo_root() / "configs" / "chain" / "tiny.yaml")
-
-
-@pytest.fixture
-def torch_home(weights, tmp_path, monkeypatch):
-    """A torch hub cache holding the converted FID weights, where the chain's `gan-aug fid-weights`
-    step finds them (no download in the test)."""
-    home = tmp_path / "torch"
-    (home / "hub" / "checkpoints").mkdir(parents=True)
-    shutil.copy(weights, home / "hub" / "checkpoints" / WEIGHTS_FILE)
-    monkeypatch.setenv("TORCH_HOME", str(home))
-    return home
 
 
 def test_chain_on_tiny_writes_a_report_that_agrees_with_its_sources(
@@ -54,9 +41,10 @@ def test_chain_on_tiny_writes_a_report_that_agrees_with_its_sources(
         assert body["std"] == pytest.approx(statistics.stdev(seeds))
         assert f"{body['mean']:.3f} +- {body['std']:.3f}" in report
     # The synthetic arm really trained on synthetic samples; the source-real arm on AFEW / CK+ samples; the
-    # edited arm on the edited clips.
-    assert set(numbers["arms"]) == {"baseline", "synthetic", "source_real", "edited"}
-    for arm, kind in (("synthetic", "synthetic"), ("source_real", "source_real"), ("edited", "synthetic")):
+    # classic-augmentation arm on copies of its own training windows; the edited arm on the edited clips.
+    assert set(numbers["arms"]) == {"baseline", "synthetic", "source_real", "augmented", "edited"}
+    arms = ("synthetic", "synthetic"), ("source_real", "source_real"), ("augmented", "augmented")
+    for arm, kind in (*arms, ("edited", "synthetic")):
         extra = json.loads((run / "arms" / arm / "seed0" / "extra_data.json").read_text())
         assert extra[0]["name"] == kind and extra[0]["used"] > 0
     # The edited clips, not the sampled ones; cached beside the main cache, not inside the edited folder.
@@ -96,7 +84,7 @@ def test_chain_on_tiny_writes_a_report_that_agrees_with_its_sources(
     edit_fid = json.loads((run / "fid_edit" / "report.json").read_text())
     assert (
         edited["fid"]["fid"] == edit_fid["fid"]
-        and f"| edited vs real Aff-Wild2 (val) | {edit_fid['fid']:.1f} |" in report
+        and f"| edited vs real affwild2 (val) | {edit_fid['fid']:.1f} |" in report
     )
     assert "--real-split val" in (run / "logs" / "fid_edit.log").read_text()
     identity = json.loads((run / "edited" / "edit_report.json").read_text())

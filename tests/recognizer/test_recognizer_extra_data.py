@@ -120,3 +120,30 @@ def test_synthetic_samples_join_training_only_video_only_and_weighted(recognizer
     counts = data.train.class_counts()
     real = plain.train.class_counts()
     assert torch.equal(counts - real, torch.tensor([row["used"] for row in summary["per_class"]]))
+
+
+def test_augmented_copies_repeat_the_training_split_as_the_synthetic_policy_would(recognizer_cache_root):
+    """--with-augmented-copies (the classic-augmentation control): the main training split's own samples,
+    admitted class by class under the synthetic policy, each drawn through the training augmentation."""
+    from recognizer.trainer import load_data
+
+    base = load_recognizer_config(TINY, [f"data_overrides=[cache.root={recognizer_cache_root}]"])
+    cfg = with_extra_flags(base, augmented=True)
+    (copies,) = cfg.extra_train
+    policy = cfg.extra_policies.synthetic
+    assert (
+        copies.name == "augmented" and copies.data == cfg.data and copies.sources == cfg.train.train_sources
+    )
+    assert (copies.target_share, copies.max_ratio, copies.weight) == (
+        policy.target_share, policy.max_ratio, policy.weight,
+    )  # fmt: skip
+    plain, data = load_data(base, None), load_data(cfg, None)
+    (summary,) = data.extras
+    real = plain.train.class_counts()
+    expected, _ = select_extra(real, plain.train.labels, copies, cfg.train.seed)
+    assert summary["used"] == len(expected) > 0 and len(data.train) == len(plain.train) + len(expected)
+    assert Path(summary["cache"]) == Path(plain.train.root)  # the same cache: nothing prepared again
+    first = len(plain.train)
+    copied = data.train.parts[1][1][0]  # the first admitted copy is this row of the training split
+    item, original = data.train[first], plain.train[int(copied)]
+    assert int(item["label"]) == int(original["label"]) and float(item["weight"]) == policy.weight

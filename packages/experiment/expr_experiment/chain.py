@@ -1,8 +1,9 @@
-"""``expr-experiment chain``: the whole GAN-augmentation experiment in one command (``make demo``).
+"""``expr-experiment chain``: the whole GAN-augmentation experiment in one command (``make demo``), on the
+procedural corpus or on any data config that names a target and sources (:mod:`expr_experiment.chain_data`).
 
-corpus -> check -> prepare -> GAN training -> Aff-Wild2-style samples -> FID / KID / per-class FID with the
-real-vs-real floor -> class fidelity -> recognizer baseline, +synthetic and +source-real over N seeds, and
-the Table 1 ablation cells -> ``report.md`` (:mod:`expr_experiment.report`).
+corpus (when a preset asks) -> check -> prepare -> GAN training -> target-style samples -> FID / KID /
+per-class FID with the real-vs-real floor -> class fidelity -> recognizer baseline, +synthetic and
++source-real over N seeds, and the Table 1 ablation cells -> ``report.md`` (:mod:`expr_experiment.report`).
 
 Every step is the project's own command line (:mod:`expr_experiment.tasks`); an interrupted chain
 continues where it stopped (a GAN or recognizer run that was cut off resumes from its ``last.pt``). Where
@@ -21,7 +22,8 @@ from expr_common.paths import SYNTHETIC_PREFIX, cli_path, resolve_data_path, res
 from expr_common.run_lock import lock_run_dir
 from expr_common.runs import RunDir, add_override_argument, run_contents
 from expr_experiment.chain_config import ChainConfig
-from expr_experiment.layout import BASELINE_MODALITY, BASELINE_ROW, PRETRAIN_TASK, ChainDir
+from expr_experiment.chain_data import check_chain_data, source_configs
+from expr_experiment.layout import BASELINE_ROW, PRETRAIN_TASK, ChainDir
 from expr_experiment.report import ablation_request, write_report
 from expr_experiment.tasks import Task, run_tasks, tool
 from recognizer.ablate import cell_config, write_ablation, write_cell_summary
@@ -37,28 +39,19 @@ DEMO_CHAIN = "configs/chain/demo.yaml"  # the repository's, whatever the current
 def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
     """The chain's steps and what each waits for; ``write`` (to run them) also writes each recognizer
     run's ``cell.yaml`` (``write=False``: only their names, as the report command needs)."""
-    layout = ChainDir(root)
+    layout = ChainDir(root, cfg.modality)
     data_cfg = load_data_config(resolve_path(cfg.data), cfg.data_overrides)
-    corpus = resolve_data_path(f"data/{SYNTHETIC_PREFIX}{cfg.preset}")
-    affwild2 = next(s for s in data_cfg.sources if s.format == "affwild2")
     cache = resolve_path(data_cfg.cache.root)
     expr_data, gan_aug = tool("expr-data"), tool("gan-aug")
     tasks = [
-        Task(
-            "corpus",
-            [
-                [expr_data, "synth", "--out", str(corpus), "--preset", cfg.preset]
-                + ["--seed", str(cfg.corpus_seed), "--reuse"],
-                [expr_data, "check", str(resolve_data_path(affwild2.root)), "--format", "affwild2"],
-            ],
-        ),
+        Task("corpus", _corpus_commands(cfg, data_cfg)),
         Task(
             "prepare", [[expr_data, "prepare", "--config", cfg.data, *_sets(cfg.data_overrides)]], ("corpus",)
         ),
         Task("fid_weights", [[gan_aug, "fid-weights"]]),
     ]
     gan_cmd = [gan_aug, "train", "--config", cfg.gan, "--run-dir", str(layout.gan.root)]
-    gan_cmd += _sets([*cfg.data_sets, *cfg.gan_overrides])
+    gan_cmd += _sets([*cfg.gan_sets, *cfg.gan_overrides])
     gan_cmd += _continue(layout.gan)
     tasks.append(Task("gan", [gan_cmd], ("prepare",), weight=GAN_WEIGHT))
     gen = cfg.generate
@@ -68,7 +61,7 @@ def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
             "generate",
             [
                 [gan_aug, "generate", "--checkpoint", str(layout.gan.last_checkpoint)]
-                + ["--out", str(layout.synthetic), "--domain", gen.domain, *amount]
+                + ["--out", str(layout.synthetic), "--domain", cfg.generate_domain, *amount]
                 + ["--clip-len", str(gen.clip_len), "--truncation", str(gen.truncation)]
                 + ["--seed", str(gen.seed), "--overwrite"]
             ],
@@ -79,7 +72,7 @@ def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
     tasks.append(Task("fid", [fid_cmd], ("generate", "fid_weights"), weight=FID_WEIGHT))
 
     base = resolve_path(cfg.recognizer)  # loaded per cell with its overrides (the stem fits their data)
-    rec_overrides = [*cfg.data_sets, *cfg.recognizer_overrides]
+    rec_overrides = [*cfg.recognizer_sets, *cfg.recognizer_overrides]
     for row in cfg.ablation_rows:
         for modality in cfg.ablation_modalities:
             # The full model's row gets every seed in each modality: V+A against V and against A is the
@@ -87,15 +80,20 @@ def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
             for seed in range(cfg.seeds if row == BASELINE_ROW else cfg.ablation_seeds):
                 cell = cell_config(base, rec_overrides, row, modality, seed)
                 task = ChainDir.cell_task(row, modality, seed)
-                tasks.append(_recognizer_task(task, cell, layout.cell(row, modality, seed), write=write))
+                run_dir = layout.cell(row, modality, seed)
+                tasks.append(_recognizer_task(task, cell, run_dir, write=write, score=cfg.score_split))
     for seed in range(cfg.seeds):
-        cell = cell_config(base, rec_overrides, BASELINE_ROW, BASELINE_MODALITY, seed)
+        cell = cell_config(base, rec_overrides, BASELINE_ROW, cfg.modality, seed)
         for arm, flags, deps in (
             ("synthetic", ["--with-synthetic", "--synthetic", str(layout.synthetic)], ("generate",)),
             ("source_real", ["--with-source-real"], ("prepare",)),
+            *([("augmented", ["--with-augmented-copies"], ("prepare",))] if cfg.augmented_arm else []),
         ):
-            task = ChainDir.arm_task(arm, seed)
-            tasks.append(_recognizer_task(task, cell, layout.arm(arm, seed), flags, deps, write=write))
+            task = layout.arm_task(arm, seed)
+            run_dir = layout.arm(arm, seed)
+            tasks.append(
+                _recognizer_task(task, cell, run_dir, flags, deps, write=write, score=cfg.score_split)
+            )
     if cfg.pretrain.enabled:
         tasks += _pretrain_tasks(cfg, layout, base, rec_overrides, data_cfg, write)
     if cfg.edit.enabled:
@@ -109,7 +107,7 @@ def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
                 + ["--synthetic", str(layout.synthetic), "--real", str(cache), "--split", cfg.fidelity_split]
                 + ["--out", str(layout.fidelity)]
             ],
-            ("generate", ChainDir.arm_task("baseline", 0)),
+            ("generate", layout.arm_task("baseline", 0)),
         )
     )
     return tasks
@@ -119,13 +117,13 @@ def _pretrain_tasks(cfg: ChainConfig, layout: ChainDir, base: Path, overrides: l
     """The V-only pre-training run on the source domains, then each listed cell fine-tuned from it."""
     step = cfg.pretrain
     names = [s.name for s in data_cfg.sources]
-    unknown = [s for s in step.sources if s not in names]
+    unknown = sorted(s for s in {*cfg.pretrain_sources, *cfg.pretrain_val_sources} if s not in names)
     if unknown:
         raise ConfigError(f"pretrain.sources {unknown} are not sources of {cfg.data} ({', '.join(names)})")
-    sources = ",".join(step.sources)
+    sources, val = ",".join(cfg.pretrain_sources), ",".join(cfg.pretrain_val_sources)
     pre = cell_config(base, [*overrides, *step.overrides], BASELINE_ROW, "v", 0)
     pre = from_dict(
-        apply_overrides(to_dict(pre), [f"train.train_sources=[{sources}]", f"train.val_sources=[{sources}]"]),
+        apply_overrides(to_dict(pre), [f"train.train_sources=[{sources}]", f"train.val_sources=[{val}]"]),
         RecognizerConfig,
         "the chain's pre-training run",
     )
@@ -136,7 +134,8 @@ def _pretrain_tasks(cfg: ChainConfig, layout: ChainDir, base: Path, overrides: l
             cell = cell_config(base, [*overrides, *init], BASELINE_ROW, modality, seed)
             run_dir = layout.pretrained(modality, seed)
             task = ChainDir.pretrained_task(modality, seed)
-            tasks.append(_recognizer_task(task, cell, run_dir, deps=(PRETRAIN_TASK,), write=write))
+            deps = (PRETRAIN_TASK,)
+            tasks.append(_recognizer_task(task, cell, run_dir, deps=deps, write=write, score=cfg.score_split))
     return tasks
 
 
@@ -145,7 +144,7 @@ def _fid_command(
 ) -> list[str]:
     """``gan-aug fid`` of ``fake`` against the real target frames of ``split`` (and their floor)."""
     fid = cfg.fid
-    cmd = [tool("gan-aug"), "fid", "--real", str(cache), "--real-domain", cfg.generate.domain]
+    cmd = [tool("gan-aug"), "fid", "--real", str(cache), "--real-domain", cfg.generate_domain]
     # --overwrite: the report is the chain's own file (a step run again replaces it)
     cmd += ["--real-split", split, "--fake", str(fake), "--out", str(out), "--overwrite"]
     cmd += ["--batch-size", str(fid.batch_size), "--cache-dir", str(layout.fid_cache)]
@@ -159,11 +158,11 @@ def _edit_tasks(cfg: ChainConfig, layout: ChainDir, cache: Path, base: Path, ove
     as the sampled faces', on the edits) and class fidelity, and the recognizer trained with them."""
     step, gan_aug = cfg.edit, tool("gan-aug")
     train = [gan_aug, "train", "--config", step.gan, "--run-dir", str(layout.gan_edit.root)]
-    train += _sets([*cfg.data_sets, *step.gan_overrides]) + _continue(layout.gan_edit)
+    train += _sets([*cfg.edit_gan_sets, *step.gan_overrides]) + _continue(layout.gan_edit)
     amount = ["--fill-to-max"] if step.fill_to_max else ["--per-class", str(step.per_class)]
     edit = [gan_aug, "generate", "--mode", "edit", "--checkpoint", str(layout.gan_edit.last_checkpoint)]
     edit += ["--from", cfg.data, *[x for o in cfg.data_overrides for x in ("--from-set", o)]]
-    edit += ["--source", step.source, *amount, "--clip-len", str(step.clip_len)]
+    edit += ["--source", cfg.edit_source, *amount, "--clip-len", str(step.clip_len)]
     edit += ["--seed", str(step.seed), "--out", str(layout.edited), "--overwrite"]
     edit += ["--source-classes", ",".join(step.source_classes)] if step.source_classes else []
     # The edits keep their sources' people and backgrounds, so they are measured against the validation
@@ -178,14 +177,29 @@ def _edit_tasks(cfg: ChainConfig, layout: ChainDir, cache: Path, base: Path, ove
         Task("gan_edit", [train], ("prepare",), weight=GAN_WEIGHT),
         Task("edit", [edit], ("gan_edit",)),
         Task("fid_edit", [fid], ("edit", "fid_weights"), weight=FID_WEIGHT),
-        Task("fidelity_edit", [fidelity], ("edit", ChainDir.arm_task("baseline", 0))),
+        Task("fidelity_edit", [fidelity], ("edit", layout.arm_task("baseline", 0))),
     ]
     for seed in range(cfg.seeds):
-        cell = cell_config(base, overrides, BASELINE_ROW, BASELINE_MODALITY, seed)
+        cell = cell_config(base, overrides, BASELINE_ROW, cfg.modality, seed)
         flags = ["--with-synthetic", "--synthetic", str(layout.edited)]
-        run_dir, task = layout.arm("edited", seed), ChainDir.arm_task("edited", seed)
-        tasks.append(_recognizer_task(task, cell, run_dir, flags, ("edit",), write=write))
+        run_dir, task = layout.arm("edited", seed), layout.arm_task("edited", seed)
+        tasks.append(
+            _recognizer_task(task, cell, run_dir, flags, ("edit",), write=write, score=cfg.score_split)
+        )
     return tasks
+
+
+def _corpus_commands(cfg: ChainConfig, data_cfg) -> list[list[str]]:
+    """The procedural corpus written first when the config names a preset; then ``expr-data check`` of the
+    target and every source (counts, bad lines, unreadable media, in the step's log)."""
+    expr_data, commands = tool("expr-data"), []
+    if cfg.preset:
+        out = resolve_data_path(f"data/{SYNTHETIC_PREFIX}{cfg.preset}")
+        commands.append([expr_data, "synth", "--out", str(out), "--preset", cfg.preset])
+        commands[-1] += ["--seed", str(cfg.corpus_seed), "--reuse"]
+    for source in source_configs(cfg, data_cfg, str(cfg.data)).values():
+        commands.append([expr_data, "check", str(resolve_data_path(source.root)), "--format", source.format])
+    return commands
 
 
 def _continue(run: RunDir) -> list[str]:
@@ -208,20 +222,30 @@ def _recognizer_task(
     deps: tuple[str, ...] = ("prepare",),
     *,
     write: bool = True,
+    score: str = "val",
 ) -> Task:
     """One recognizer training run of a resolved config (written beside the run, so the child trains
-    exactly the cell the ablation table will describe)."""
+    exactly the cell the ablation table will describe); with ``score="test"`` its best checkpoint is then
+    evaluated on the test split (``ChainDir.scored``), as selected on validation."""
     config = ChainDir.cell_config(run_dir)
     if write:
         save_config(cell, config)
+    run = RunDir(run_dir)
     cmd = [tool("recognizer"), "train", "--config", str(config), "--run-dir", str(run_dir), *(flags or [])]
-    cmd += _continue(RunDir(run_dir))
-    return Task(name, [cmd], deps, after=lambda: write_cell_summary(cell, run_dir))
+    commands = [cmd + _continue(run)]
+    if score != "val":
+        scored = ChainDir.scored(run_dir, score)
+        commands.append(
+            [tool("recognizer"), "evaluate", "--checkpoint", str(run.best_checkpoint), "--split", score]
+            + ["--run-dir", str(scored.root), "--overwrite"]
+        )
+    return Task(name, commands, deps, after=lambda: write_cell_summary(cell, run_dir))
 
 
 def run_chain(cfg: ChainConfig, root: Path) -> Path:
     """Run (or continue) the chain in ``root`` and write ``root/report.md``; returns the report path."""
-    layout = ChainDir(root)
+    layout = ChainDir(root, cfg.modality)
+    check_chain_data(cfg, load_data_config(resolve_path(cfg.data), cfg.data_overrides), "the chain config")
     lock_run_dir(root)  # one chain per folder: a second one would run the same steps into it
     save_config(cfg, layout.config)
     started = time.perf_counter()

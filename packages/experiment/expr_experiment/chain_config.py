@@ -1,18 +1,22 @@
-"""The chain's config (``configs/chain/*.yaml``): which corpus, data, GAN and recognizer configs, how many
-seeds per arm, which ablation cells, and the settings of the generate and FID steps."""
+"""The chain's config (``configs/chain/*.yaml``): which data (a *target* source the recognizer learns and is
+scored on, *source* sources that teach the GAN its expressions), which GAN and recognizer configs, how many
+seeds per arm, which ablation cells, and the settings of the generate and FID steps. The data config names
+each source by reader or by manifest; ``preset`` generates the procedural corpus first (the demo), and
+``preset: null`` runs on data the user already has."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from expr_common.data.refs import SPLITS
-from expr_experiment.layout import ARMS, BASELINE_MODALITY, BASELINE_ROW
+from expr_experiment.layout import ARMS, BASELINE_ROW
 from recognizer.ablate import ROWS
 
 
 @dataclass
 class GenerateStep:
-    domain: str = "affwild2"  # whose style the GAN draws
+    domain: str | None = None  # whose style the GAN draws (None: the chain's target)
     fill_to_max: bool = True  # top every class up to the largest real class (else per_class)
     per_class: int = 0
     clip_len: int = 8  # frames per synthetic clip (the recognizer's K)
@@ -44,13 +48,14 @@ class PretrainStep:
     (``train.init_from``) beside the same cells from scratch, every seed."""
 
     enabled: bool = True
-    sources: list[str] = field(default_factory=lambda: ["afew", "ckplus"])  # data config source names
+    sources: list[str] | None = None  # data-config source names (None: the chain's sources)
+    val_sources: list[str] | None = None  # its checkpoint is chosen on these (None: its sources)
     modalities: list[str] = field(default_factory=lambda: ["v", "av"])  # cells fine-tuned from it
     freeze_epochs: int = 0  # train.freeze_epochs of the fine-tuned cells (the loaded branch held still)
     overrides: list[str] = field(default_factory=list)  # --set style, for the pre-training run only
 
     def __post_init__(self) -> None:
-        if not self.sources:
+        if self.sources is not None and not self.sources:
             raise ValueError("pretrain.sources must name at least one source of the data config")
         if "a" in self.modalities:
             raise ValueError("pretrain.modalities: the audio-only cell has no visual branch to start from")
@@ -68,7 +73,7 @@ class EditStep:
     enabled: bool = False
     gan: str = "configs/gan_aug/demo_edit.yaml"
     gan_overrides: list[str] = field(default_factory=list)
-    source: str = "affwild2"  # the data-config source whose training windows are edited
+    source: str | None = None  # the data-config source whose training windows are edited (None: target)
     source_classes: list[str] = field(default_factory=list)  # empty: windows of every class
     fill_to_max: bool = True  # else per_class
     per_class: int = 0
@@ -78,9 +83,16 @@ class EditStep:
 
 @dataclass
 class ChainConfig:
-    preset: str = "demo"  # `expr-data synth` preset written to data/synthetic_<preset>
+    # `expr-data synth` preset written to data/synthetic_<preset> first; None: the data config's own data
+    preset: str | None = "demo"
     corpus_seed: int = 0
     data: str = "configs/data/synthetic_demo.yaml"
+    target: str = "affwild2"  # the source the recognizer learns and is scored on; the GAN's target style
+    sources: list[str] = field(default_factory=lambda: ["afew", "ckplus"])  # teach the GAN (+ source-real)
+    modality: Literal["v", "a", "av"] = "av"  # the arms' (baseline's) modality: "v" for image-only targets
+    # Where the arms are scored: each run's best checkpoint (fusion and smoothing chosen on validation)
+    # evaluated on the target's test split; "val" where the target has no labelled test split (Aff-Wild2).
+    score_split: Literal["val", "test"] = "test"
     data_overrides: list[str] = field(default_factory=list)  # --set style, for every step that reads data
     gan: str = "configs/gan_aug/demo.yaml"
     gan_overrides: list[str] = field(default_factory=list)
@@ -96,20 +108,72 @@ class ChainConfig:
     edit: EditStep = field(default_factory=EditStep)
     jobs: int = 2  # child processes at once (each one thread): the CPU's cores
     fidelity_split: str = "val"
+    # + classic augmentation: the target's own training faces added again, augmented afresh, as many per
+    # class as + synthetic adds (`recognizer train --with-augmented-copies`): what a GAN must beat.
+    augmented_arm: bool = True
 
     @property
     def arms(self) -> tuple[str, ...]:
-        """The recognizer arms this chain trains (the baseline is the full model's V+A ablation cell)."""
-        return (*ARMS, "edited") if self.edit.enabled else ARMS
+        """The recognizer arms this chain trains (the baseline is the full model's ablation cell in the
+        chain's modality)."""
+        return (
+            *ARMS,
+            *(("augmented",) if self.augmented_arm else ()),
+            *(("edited",) if self.edit.enabled else ()),
+        )
+
+    @property
+    def generate_domain(self) -> str:
+        return self.generate.domain or self.target
+
+    @property
+    def edit_source(self) -> str:
+        return self.edit.source or self.target
+
+    @property
+    def pretrain_sources(self) -> list[str]:
+        return self.pretrain.sources if self.pretrain.sources is not None else list(self.sources)
+
+    @property
+    def pretrain_val_sources(self) -> list[str]:
+        return self.pretrain.val_sources if self.pretrain.val_sources is not None else self.pretrain_sources
 
     @property
     def data_sets(self) -> list[str]:
-        """``data_overrides`` as one ``--set`` value for the GAN and recognizer configs."""
-        return [f"data_overrides=[{','.join(self.data_overrides)}]"] if self.data_overrides else []
+        """The chain's data config and its ``data_overrides`` as ``--set`` values for the GAN and recognizer
+        configs (whatever data their own YAML names)."""
+        overrides = [f"data_overrides=[{','.join(self.data_overrides)}]"] if self.data_overrides else []
+        return [f"data={self.data}", *overrides]
+
+    @property
+    def gan_sets(self) -> list[str]:
+        """The GAN learns every source of the data config and draws the target's style by default."""
+        return [*self.data_sets, f"target_domain={self.target}"]
+
+    @property
+    def edit_gan_sets(self) -> list[str]:
+        """The editing GAN learns what each class looks like from the sources' labels."""
+        return [*self.gan_sets, f"model.edit.label_domains=[{','.join(self.sources)}]"]
+
+    @property
+    def recognizer_sets(self) -> list[str]:
+        """The recognizer trains and validates on the target; + source-real adds the sources."""
+        target = f"[{self.target}]"
+        return [
+            *self.data_sets,
+            f"train.train_sources={target}",
+            f"train.val_sources={target}",
+            f"extra_policies.source_real_sources=[{','.join(self.sources)}]",
+        ]
 
     def __post_init__(self) -> None:
-        if BASELINE_ROW not in self.ablation_rows or BASELINE_MODALITY not in self.ablation_modalities:
-            raise ValueError("the chain's baseline arm is the gcsa_cf / av ablation cell: keep both")
+        if BASELINE_ROW not in self.ablation_rows or self.modality not in self.ablation_modalities:
+            raise ValueError(
+                f"the chain's baseline arm is the gcsa_cf / {self.modality} ablation cell: keep both "
+                "(ablation_rows, ablation_modalities)"
+            )
+        if not self.sources or self.target in self.sources:
+            raise ValueError("sources must name at least one data-config source, and not the target")
         if self.seeds < 1 or self.jobs < 1 or not 1 <= self.ablation_seeds <= self.seeds:
             raise ValueError("seeds and jobs must be >= 1, and 1 <= ablation_seeds <= seeds")
         missing = [m for m in self.pretrain.modalities if m not in self.ablation_modalities]

@@ -13,7 +13,7 @@ from gan_aug.grids import sample_grids
 from recognizer.ablate import cell_dir
 
 ARMS = ("baseline", "synthetic", "source_real")  # baseline = the + GCSA + CF, V+A ablation cell; + "edited"
-BASELINE_ROW, BASELINE_MODALITY = "gcsa_cf", "av"
+BASELINE_ROW = "gcsa_cf"  # the baseline arm is this ablation cell in the chain's modality (ChainDir.modality)
 PRETRAIN_TASK = "pretrain"
 FIDELITY_JSON = "fidelity.json"
 SYNTH_CONFUSION, REAL_CONFUSION = "confusion_synthetic.png", "confusion_real.png"
@@ -21,9 +21,10 @@ SYNTH_CONFUSION, REAL_CONFUSION = "confusion_synthetic.png", "confusion_real.png
 
 @dataclass(frozen=True)
 class ChainDir:
-    """Paths inside one chain folder."""
+    """Paths inside one chain folder; ``modality`` is the chain's (its baseline arm's cell)."""
 
     root: Path
+    modality: str = "av"
 
     # the chain's own bookkeeping
     @property
@@ -118,6 +119,11 @@ class ChainDir:
         return run / "cell.yaml"
 
     @staticmethod
+    def scored(run: Path, split: str) -> RunDir:
+        """``recognizer evaluate`` of a run's best checkpoint on ``split`` (the chain's score_split)."""
+        return RunDir(run / f"scored_{split}")
+
+    @staticmethod
     def cell_task(row: str, modality: str, seed: int) -> str:
         return f"ablation/{row}_{modality}/seed{seed}"
 
@@ -137,13 +143,12 @@ class ChainDir:
     def arm(self, arm: str, seed: int) -> Path:
         """One arm's recognizer run; the baseline arm is the full model's V+A ablation cell."""
         if arm == "baseline":
-            return self.cell(BASELINE_ROW, BASELINE_MODALITY, seed)
+            return self.cell(BASELINE_ROW, self.modality, seed)
         return self.root / "arms" / arm / f"seed{seed}"
 
-    @classmethod
-    def arm_task(cls, arm: str, seed: int) -> str:
+    def arm_task(self, arm: str, seed: int) -> str:
         if arm == "baseline":
-            return cls.cell_task(BASELINE_ROW, BASELINE_MODALITY, seed)
+            return self.cell_task(BASELINE_ROW, self.modality, seed)
         return f"arms/{arm}/seed{seed}"
 
     def arm_runs(self, seeds: int, arms: tuple[str, ...] = ARMS) -> dict[str, list[Path]]:

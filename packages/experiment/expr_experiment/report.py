@@ -36,6 +36,8 @@ from expr_experiment.report_tables import (
 from recognizer.ablate import MODALITIES, ablation_table, render_markdown
 from recognizer.outputs import ABLATION_JSON, CONFUSION_FILE, FUSION_GRID_FILE, SELECTION_FILE
 
+SPLIT_NAMES = {"val": "Validation", "test": "Test"}
+
 
 def _demote(markdown: str) -> list[str]:
     """Headings of an embedded markdown document two levels down (it sits inside a ``##`` section)."""
@@ -59,16 +61,16 @@ def _share(count: int | None, total: int, rate: float) -> str:
 def edited_section(cfg: ChainConfig, root: Path) -> dict:
     """The + edited arm's inputs: the editing GAN's last grid, the edits' FID beside the floor, how well
     they keep their people (``edit_report.json``) and their class fidelity; ``lines`` for report.md."""
-    layout = ChainDir(root)
-    grids = layout.gan_edit_grids(cfg.generate.domain)
-    fid_lines, fid = fid_section(root, layout.fid_edit_report, "edited", "val")
+    layout = ChainDir(root, cfg.modality)
+    grids = layout.gan_edit_grids(cfg.generate_domain)
+    fid_lines, fid = fid_section(root, cfg.target, layout.fid_edit_report, "edited", "val")
     fidelity_lines, fidelity = fidelity_section(root, layout.fidelity_edit / FIDELITY_JSON)
     identity = json.loads(layout.edit_report.read_text(encoding="utf-8"))
     lines = ["## Edited real faces (the + edited arm)", ""]
     if grids:
         lines += [
-            "Last grid of the editing GAN: real Aff-Wild2 training faces in the first row, each row below "
-            f"them edited to one class: ![edit grid]({_rel(grids[-1], root)})",
+            f"Last grid of the editing GAN: real {cfg.target} training faces in the first row, each row "
+            f"below them edited to one class: ![edit grid]({_rel(grids[-1], root)})",
             "",
         ]
     lines += [
@@ -121,7 +123,7 @@ def ablation_request(cfg: ChainConfig, layout: ChainDir) -> dict:
         "seeds": cfg.ablation_seeds,
         "rows": cfg.ablation_rows,
         "modalities": cfg.ablation_modalities,
-        "overrides": [*cfg.data_sets, *cfg.recognizer_overrides],
+        "overrides": [*cfg.recognizer_sets, *cfg.recognizer_overrides],
         "row_seeds": {BASELINE_ROW: cfg.seeds},  # the chain trains the full model's row on every seed
     }
 
@@ -129,21 +131,21 @@ def ablation_request(cfg: ChainConfig, layout: ChainDir) -> dict:
 def write_report(cfg: ChainConfig, root: Path, timings: dict[str, float], wall_s: float | None) -> Path:
     """Gather every step's results into ``root/report.md`` and ``root/report.json``."""
     root = Path(root)
-    layout = ChainDir(root)
+    layout = ChainDir(root, cfg.modality)
     figures = layout.figures
     figures.mkdir(parents=True, exist_ok=True)
-    arms = arm_table(root, cfg.seeds, cfg.arms)
+    arms = arm_table(layout, cfg.seeds, cfg.arms, cfg.score_split)
     # Every cell is trained already (summary.json): the table is read, never trained or written.
     ablation = ablation_table(**ablation_request(cfg, layout))
-    fid_lines, fid = fid_section(root, split=cfg.fid.real_split)
+    fid_lines, fid = fid_section(root, cfg.target, split=cfg.fid.real_split)
     fidelity_lines, fidelity = fidelity_section(root)
     per_class_png = plot_per_class(arms, layout.per_class_png)
-    curves_png = plot_curves(root, cfg.seeds, layout.curves_png, cfg.arms)
-    grids = layout.gan_grids(cfg.generate.domain)
+    curves_png = plot_curves(layout, cfg.seeds, layout.curves_png, cfg.arms)
+    grids = layout.gan_grids(cfg.generate_domain)
     grid = grids[-1] if grids else None
     baseline0 = layout.arm("baseline", 0)
     selection = json.loads((baseline0 / SELECTION_FILE).read_text(encoding="utf-8"))
-    statement = verdict(arms)
+    statement = verdict(arms, cfg.target, cfg.sources)
 
     md = [
         "# GAN-augmented expression recognition: demo report",
@@ -163,8 +165,9 @@ def write_report(cfg: ChainConfig, root: Path, timings: dict[str, float], wall_s
         "",
         "## Recognizer arms",
         "",
-        "Validation macro-F1 on Aff-Wild2 (per frame, the ABAW metric) of each run's best checkpoint, "
-        "after the (m, n) fusion grid search and the smoothing window, both chosen on validation; "
+        f"{SPLIT_NAMES[cfg.score_split]} macro-F1 on {cfg.target} (per frame, the ABAW metric) of each run's "
+        "best checkpoint, after the (m, n) fusion grid search and the smoothing window, both chosen on "
+        "validation; "
         f"mean +- sample std over {cfg.seeds} seeds.",
         "",
         "| arm | macro-F1 | seeds |",
@@ -193,7 +196,7 @@ def write_report(cfg: ChainConfig, root: Path, timings: dict[str, float], wall_s
     md += ["", "## Synthetic data", ""]
     if grid is not None:
         md += [
-            f"Last sample grid of the GAN (rows = classes, Aff-Wild2 style): ![grid]({_rel(grid, root)})",
+            f"Last sample grid of the GAN (rows = classes, {cfg.target} style): ![grid]({_rel(grid, root)})",
             "",
         ]
     md += ["### FID / KID", "", *fid_lines, ""]
@@ -232,7 +235,7 @@ def write_report(cfg: ChainConfig, root: Path, timings: dict[str, float], wall_s
     pretraining = pretrain_table(root, cfg, modalities) if cfg.pretrain.enabled else None
     if pretraining is not None:
         md += ["", "## Initial pre-training (the paper, section 2.2)", ""]
-        md += pretrain_lines(pretraining, modalities, MODALITIES)
+        md += pretrain_lines(pretraining, modalities, MODALITIES, cfg.target)
     md += [
         "",
         "## Ablation (the paper's Table 1 rows on this data)",

@@ -35,14 +35,13 @@ def plot_per_class(arms: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def plot_curves(root: Path, seeds: int, path: Path, arms: tuple[str, ...] | None = None) -> Path:
+def plot_curves(layout: ChainDir, seeds: int, path: Path, arms: tuple[str, ...] | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-    layout = ChainDir(root)
     for arm, runs in (layout.arm_runs(seeds, arms) if arms else layout.arm_runs(seeds)).items():
         for k, run in enumerate(runs):
             records = read_metrics(run / METRICS_FILE)

@@ -14,9 +14,10 @@ from expr_experiment.layout import BASELINE_ROW, ChainDir
 from recognizer.outputs import SUMMARY_FILE
 
 ARM_LABELS = {
-    "baseline": "Baseline (real Aff-Wild2)",
+    "baseline": "Baseline (real target data)",
     "synthetic": "+ synthetic",
     "source_real": "+ source-real",
+    "augmented": "+ classic augmentation",
     "edited": "+ edited",
 }
 
@@ -32,34 +33,49 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def seed_stats(runs: list[Path], per_class: bool = False) -> dict[str, Any]:
-    """The selected validation macro-F1 of each seed's run (best checkpoint, fusion and smoothing chosen on
-    validation), their mean and sample std, the summary files, and optionally the mean per-class F1."""
-    summaries = [_summary(r) for r in runs]
-    f1 = [s["selection"]["val_macro_f1"] for s in summaries]
+def _scores(run: Path, split: str) -> dict[str, Any]:
+    """One run's macro-F1 and per-class F1 on ``split`` (best checkpoint, fusion and smoothing chosen on
+    validation): its selection for "val", else its ``recognizer evaluate`` of that split."""
+    if split == "val":
+        summary = _summary(run)
+        return {**summary["selection"]["val_metrics"], "_file": summary["_file"]}
+    path = ChainDir.scored(run, split).eval_metrics
+    return {**json.loads(path.read_text(encoding="utf-8")), "_file": str(path)}
+
+
+def seed_stats(runs: list[Path], per_class: bool = False, split: str = "val") -> dict[str, Any]:
+    """The macro-F1 of each seed's run on ``split`` (:func:`_scores`), their mean and sample std, the files
+    they came from, and optionally the mean per-class F1."""
+    scores = [_scores(r, split) for r in runs]
+    f1 = [s["macro_f1"] for s in scores]
     mean, std = _mean_std(f1)
-    body: dict[str, Any] = {"seeds": f1, "mean": mean, "std": std, "files": [s["_file"] for s in summaries]}
+    body: dict[str, Any] = {"seeds": f1, "mean": mean, "std": std, "files": [s["_file"] for s in scores]}
+    body["split"] = split
     if per_class:
         body["per_class_f1"] = {}
         for name in CLASS_NAMES:
-            values = [s["selection"]["val_metrics"]["per_class_f1"][name] for s in summaries]
+            values = [s["per_class_f1"][name] for s in scores]
             values = [v for v in values if v is not None]
             body["per_class_f1"][name] = statistics.fmean(values) if values else None
     return body
 
 
-def arm_table(root: Path, seeds: int, arms: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """Per arm (``arms``: the chain's, default the three of every chain): :func:`seed_stats` with the
-    per-class F1."""
-    runs = ChainDir(root).arm_runs(seeds, arms) if arms else ChainDir(root).arm_runs(seeds)
-    return {arm: seed_stats(paths, per_class=True) for arm, paths in runs.items()}
+def arm_table(
+    layout: ChainDir, seeds: int, arms: tuple[str, ...] | None = None, split: str = "val"
+) -> dict[str, Any]:
+    """Per arm (``arms``: the chain's, default the three of every chain): :func:`seed_stats` on ``split``
+    with the per-class F1."""
+    runs = layout.arm_runs(seeds, arms) if arms else layout.arm_runs(seeds)
+    return {arm: seed_stats(paths, per_class=True, split=split) for arm, paths in runs.items()}
 
 
 def modality_table(root: Path, cfg) -> dict[str, Any]:
     """The + GCSA + CF cells per modality over every seed."""
     layout = ChainDir(root)
     return {
-        modality: seed_stats([layout.cell(BASELINE_ROW, modality, s) for s in range(cfg.seeds)])
+        modality: seed_stats(
+            [layout.cell(BASELINE_ROW, modality, s) for s in range(cfg.seeds)], split=cfg.score_split
+        )
         for modality in cfg.ablation_modalities
     }
 
@@ -73,20 +89,24 @@ def pretrain_table(root: Path, cfg, modalities: dict[str, Any]) -> dict[str, Any
     rows = {
         modality: {
             "scratch": modalities[modality],
-            "pretrained": seed_stats([layout.pretrained(modality, s) for s in range(cfg.seeds)]),
+            "pretrained": seed_stats(
+                [layout.pretrained(modality, s) for s in range(cfg.seeds)], split=cfg.score_split
+            ),
         }
         for modality in cfg.pretrain.modalities
     }
     run = {"file": pre["_file"], "val_macro_f1": pre["selection"]["val_macro_f1"]}
-    return {"sources": cfg.pretrain.sources, "run": run, "rows": rows}
+    return {"sources": cfg.pretrain_sources, "run": run, "rows": rows}
 
 
-def pretrain_lines(body: dict[str, Any], modalities: dict[str, Any], labels: dict[str, str]) -> list[str]:
+def pretrain_lines(
+    body: dict[str, Any], modalities: dict[str, Any], labels: dict[str, str], target: str
+) -> list[str]:
     sources = " + ".join(body["sources"])
     lines = [
         f"A V-only recognizer trained first on the {sources} training faces (validation macro-F1 "
         f"{body['run']['val_macro_f1']:.3f} on their validation split); each cell below starts its visual "
-        "branch and head from that checkpoint (`train.init_from`) and is then trained on Aff-Wild2 exactly "
+        f"branch and head from that checkpoint (`train.init_from`) and is then trained on {target} exactly "
         "as the cell from scratch, with the same seeds.",
         "",
         "| branches | from scratch | pre-trained | change | seeds (pre-trained) |",
@@ -114,9 +134,9 @@ def seed_row(label: str, body: dict[str, Any]) -> str:
     return f"| {label} | {body['mean']:.3f} +- {body['std']:.3f} | {seeds_text} |"
 
 
-def verdict(arms: dict[str, Any]) -> str:
+def verdict(arms: dict[str, Any], target: str, sources: list[str]) -> str:
     """A plain statement: did +synthetic beat the baseline, by how much relative to the seed spread, and on
-    which classes."""
+    which classes (``target``, ``sources``: the chain's data, by name)."""
     base, syn, src = arms["baseline"], arms["synthetic"], arms["source_real"]
     diff = syn["mean"] - base["mean"]
     spread = max(base["std"], syn["std"], 1e-9)
@@ -144,11 +164,17 @@ def verdict(arms: dict[str, Any]) -> str:
     text += " Classes that gained more than the spread: " + (", ".join(gains) or "none") + "."
     text += " Classes that lost more than the spread: " + (", ".join(losses) or "none") + "."
     text += (
-        f" For comparison, adding the real AFEW and CK+ samples directly (+ source-real) changed macro-F1 by "
+        f" For comparison, adding the real {' and '.join(sources)} samples directly (+ source-real) changed "
+        "macro-F1 by "
         f"{src['mean'] - base['mean']:+.3f}."
     )
+    if "augmented" in arms:
+        text += (
+            " Adding the target's own training faces again, augmented afresh and as many per class "
+            f"(+ classic augmentation), changed it by {arms['augmented']['mean'] - base['mean']:+.3f}."
+        )
     if "edited" in arms:
-        text += " " + edited_verdict(base, arms["edited"])
+        text += " " + edited_verdict(base, arms["edited"], target)
     return text
 
 
@@ -162,12 +188,12 @@ def class_changes(base: dict[str, Any], arm: dict[str, Any]) -> str:
     return ", ".join(changes)
 
 
-def edited_verdict(base: dict[str, Any], edited: dict[str, Any]) -> str:
+def edited_verdict(base: dict[str, Any], edited: dict[str, Any], target: str) -> str:
     """Did training with the edited real faces beat the baseline by more than one seed std?"""
     diff = edited["mean"] - base["mean"]
     spread = max(base["std"], edited["std"], 1e-9)
     head = (
-        f"**+ edited** (real Aff-Wild2 training windows edited into other classes by the editing GAN) "
+        f"**+ edited** (real {target} training windows edited into other classes by the editing GAN) "
         f"changed macro-F1 by {diff:+.3f} against a seed std of {spread:.3f}: "
     )
     if diff > spread:
@@ -180,7 +206,7 @@ def edited_verdict(base: dict[str, Any], edited: dict[str, Any]) -> str:
 
 
 def fid_section(
-    root: Path, path: Path | None = None, what: str = "synthetic", split: str = "val"
+    root: Path, target: str, path: Path | None = None, what: str = "synthetic", split: str = "val"
 ) -> tuple[list[str], dict[str, Any]]:
     """The FID table of the sampled faces (``path``: another report of the same command, e.g. the edits',
     against the real frames of ``split``)."""
@@ -196,7 +222,7 @@ def fid_section(
         intra_text = f"{intra:.1f}" if isinstance(intra, (int, float)) else "-"
         return f"| {label} | {body['fid']:.1f} | {kid_text} | {intra_text} | {n_text} |"
 
-    lines.append(row(f"{what} vs real Aff-Wild2 ({split})", report))
+    lines.append(row(f"{what} vs real {target} ({split})", report))
     if "floor" in report:
         lines.append(row("real vs real (floor: two disjoint halves)", report["floor"]))
     vs = report.get("vs_floor")

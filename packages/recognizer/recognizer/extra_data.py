@@ -152,9 +152,11 @@ def with_extra_flags(
     synthetic: bool = False,
     synthetic_dir: str | None = None,
     source_real: bool = False,
+    augmented: bool = False,
 ) -> RecognizerConfig:
-    """``cfg`` with the extra sets that ``--with-synthetic [--synthetic DIR]`` / ``--with-source-real`` ask
-    for appended to ``extra_train`` (their policies come from ``cfg.extra_policies``)."""
+    """``cfg`` with the extra sets that ``--with-synthetic [--synthetic DIR]`` / ``--with-source-real`` /
+    ``--with-augmented-copies`` ask for appended to ``extra_train`` (their policies come from
+    ``cfg.extra_policies``; the copies take the synthetic one, so they match it class by class)."""
     policies, extras = cfg.extra_policies, list(cfg.extra_train)
     if synthetic_dir is not None and not synthetic:
         raise ConfigError("--synthetic DIR needs --with-synthetic")
@@ -177,4 +179,7 @@ def with_extra_flags(
                 sources=list(policies.source_real_sources),
             )
         )
+    if augmented:
+        own = {"data": cfg.data, "overrides": list(cfg.data_overrides), "manifest": None}
+        extras.append(replace(policies.synthetic, name="augmented", sources=cfg.train.train_sources, **own))
     return replace(cfg, extra_train=extras)

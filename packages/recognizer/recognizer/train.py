@@ -38,6 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="add the data config's AFEW and CK+ training samples directly (the no-GAN comparison)",
     )
+    parser.add_argument(
+        "--with-augmented-copies",
+        action="store_true",
+        help="add copies of the training faces, augmented afresh, under the synthetic policy: as many per "
+        "class as --with-synthetic adds (the classic-augmentation control)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +54,11 @@ def run(args: argparse.Namespace) -> int:
     init = [f"train.init_from={json.dumps(str(args.init_from))}"] if args.init_from else []
     cfg = load_recognizer_config(args.config, [*args.overrides, *init])
     cfg = with_extra_flags(
-        cfg, synthetic=args.with_synthetic, synthetic_dir=args.synthetic, source_real=args.with_source_real
+        cfg,
+        synthetic=args.with_synthetic,
+        synthetic_dir=args.synthetic,
+        source_real=args.with_source_real,
+        augmented=args.with_augmented_copies,
     )
 
     # Every process must agree on the run directory; the default has a timestamp, so only --run-dir or
@@ -80,6 +90,7 @@ def stop_note(args: argparse.Namespace) -> str | None:
     flags = ["--with-synthetic"] if args.with_synthetic else []
     flags += ["--synthetic", str(args.synthetic)] if args.synthetic else []
     flags += ["--with-source-real"] if args.with_source_real else []
+    flags += ["--with-augmented-copies"] if args.with_augmented_copies else []
     flags += ["--init-from", str(args.init_from)] if args.init_from else []
     return resume_note(args, "recognizer train", flags)
 
