@@ -2,7 +2,7 @@
 the same run on the same splits and epochs (issue 27).
 
 The sets live outside the repository, one ``<set>/manifest.csv`` each (SFEW, TWDB, JAFFE, EmoDB,
-CREMA-D: README, "Real data", names their public sources). For each trained set and seed: ``expr-data
+CREMA-D: docs/results.md, "Real data", names their public sources). For each trained set and seed: ``expr-data
 prepare``, ``recognizer train`` (a config that names only the data, the modality, the epochs and the
 seed: the toolkit's defaults), ``recognizer evaluate --split test`` on its ``best.pt``; then the plain
 reference (realbench_plain.py) on the

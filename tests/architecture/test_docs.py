@@ -13,7 +13,7 @@ import pytest
 
 from expr_common.paths import repo_root
 
-DOCS = ("docs/method.md", "docs/design.md", "docs/datasets.md")
+DOCS = ("docs/method.md", "docs/design.md", "docs/datasets.md", "docs/usage.md", "docs/results.md")
 SCANNED = ("packages", "tests", "configs")
 # Spelled in pieces so that this file does not name what it looks for.
 FORBIDDEN = ("../" + "shared", *(name + ".md" for name in ("METHOD", "DESIGN", "DATASETS")))

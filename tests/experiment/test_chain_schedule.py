@@ -46,7 +46,7 @@ def test_weights_decide_between_chains_and_plan_order_breaks_ties() -> None:
 
 def test_on_the_demo_plan_the_gans_start_first_and_the_edits_before_any_ablation_run(tmp_path) -> None:
     cfg = load_config(repo_root() / "configs" / "chain" / "demo.yaml", ChainConfig, [])
-    tasks = plan(cfg, tmp_path, write=False)
+    tasks = plan(cfg, tmp_path)
     key = start_order(tasks)
     after_prepare = sorted((t.name for t in tasks if t.deps == ("prepare",)), key=key.get)
     assert after_prepare[:2] == ["gan_edit", "gan"] or after_prepare[:2] == ["gan", "gan_edit"]

@@ -202,12 +202,13 @@ def test_fidelity_on_generated_faces_and_clips(
     # Preprocessed as training prepares data: a face repeated K times, a clip sampled to K frames, 48 px.
     scored = Scored()
     total, batches = _synthetic_manifest_batches(faces / "manifest.csv", pre, "auto", 64, scored)
-    video, labels, sources, _ = next(batches)
+    video, labels, sources, ids, _ = next(batches)
     assert sources == [-1] * 5  # sampled faces are no edits: they name no source class
+    assert len(set(ids)) == 5 and all(i.startswith("gan-") for i in ids)  # each its manifest row
     assert total == 5 and video.shape == (5, 4, 3, 48, 48) and sorted(labels) == [2, 2, 3, 3, 3]
     assert all(torch.equal(video[i, 0], video[i, k]) for i in range(5) for k in range(4))
     _, batches = _synthetic_manifest_batches(clips, pre, "auto", 64, scored)
-    video, labels, _, _ = next(batches)
+    video, labels, _, _, _ = next(batches)
     assert video.shape == (2, 4, 3, 48, 48) and labels == [1, 1]
     frames = sorted((clips / "Anger").iterdir())[0].glob("*.png")
     images = [read_image(str(p)) for p in sorted(frames)]

@@ -215,6 +215,37 @@ def test_generate_edit_writes_clips_of_training_windows_deterministically(
     assert not (tmp_path / "bogus").exists()
 
 
+def test_fill_to_max_leaves_a_class_whose_only_sources_are_its_own(edit_run, edit_cache, tmp_path):
+    """--fill-to-max --source-classes C: class C has no window of another class to edit; it is left as it
+    is and the report says so, while the other classes are filled (a real chain met this on SFEW)."""
+    import csv
+    import json
+    from collections import Counter
+
+    import torch
+
+    from expr_common.checkpoint import load_checkpoint
+    from gan_aug.cli import main
+
+    run_dir, _, _ = edit_run
+    last = run_dir / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    domain = state["config"]["model"]["domains"].index("affwild2")
+    real = torch.as_tensor(state["real_clip_counts"])[:, domain]
+    below = [c for c in range(len(real)) if 0 < real[c] < real.max()]
+    assert below  # the tiny corpus has classes below its largest: the check below is not vacuous
+    calm = CLASS_NAMES[below[0]]
+    data = _data_config(edit_cache, tmp_path)
+    argv = ["generate", "--mode", "edit", "--checkpoint", str(last), "--from", str(data),
+            "--source", "affwild2", "--fill-to-max", "--clip-len", "4", "--source-classes", calm,
+            "--out", str(tmp_path / "filled")]  # fmt: skip
+    assert main(argv) == 0
+    with open(tmp_path / "filled" / "manifest.csv", newline="") as handle:
+        made = Counter(row["label"] for row in csv.DictReader(handle))
+    report = json.loads((tmp_path / "filled" / "edit_report.json").read_text())
+    assert report["not_filled"] == [calm] and calm not in made and sum(made.values()) > 0
+
+
 def test_generate_refuses_the_wrong_mode_for_a_checkpoint(edit_run, edit_cache, tmp_path, capsys) -> None:
     from gan_aug.cli import main
 

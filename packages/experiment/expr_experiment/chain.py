@@ -36,9 +36,9 @@ GAN_WEIGHT, FID_WEIGHT = 6.0, 2.0
 DEMO_CHAIN = "configs/chain/demo.yaml"  # the repository's, whatever the current folder
 
 
-def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
-    """The chain's steps and what each waits for; ``write`` (to run them) also writes each recognizer
-    run's ``cell.yaml`` (``write=False``: only their names, as the report command needs)."""
+def plan(cfg: ChainConfig, root: Path) -> list[Task]:
+    """The chain's steps and what each waits for. Planning writes nothing: each recognizer step writes its
+    run's ``cell.yaml`` when it starts (the report command plans only to learn the step names)."""
     layout = ChainDir(root, cfg.modality)
     data_cfg = load_data_config(resolve_path(cfg.data), cfg.data_overrides)
     cache = resolve_path(data_cfg.cache.root)
@@ -55,7 +55,7 @@ def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
     gan_cmd += _continue(layout.gan)
     tasks.append(Task("gan", [gan_cmd], ("prepare",), weight=GAN_WEIGHT))
     gen = cfg.generate
-    amount = ["--fill-to-max"] if gen.fill_to_max else ["--per-class", str(gen.per_class)]
+    amount = _amount(gen)
     tasks.append(
         Task(
             "generate",
@@ -81,7 +81,7 @@ def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
                 cell = cell_config(base, rec_overrides, row, modality, seed)
                 task = ChainDir.cell_task(row, modality, seed)
                 run_dir = layout.cell(row, modality, seed)
-                tasks.append(_recognizer_task(task, cell, run_dir, write=write, score=cfg.score_split))
+                tasks.append(_recognizer_task(task, cell, run_dir, score=cfg.score_split))
     for seed in range(cfg.seeds):
         cell = cell_config(base, rec_overrides, BASELINE_ROW, cfg.modality, seed)
         for arm, flags, deps in (
@@ -91,13 +91,11 @@ def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
         ):
             task = layout.arm_task(arm, seed)
             run_dir = layout.arm(arm, seed)
-            tasks.append(
-                _recognizer_task(task, cell, run_dir, flags, deps, write=write, score=cfg.score_split)
-            )
+            tasks.append(_recognizer_task(task, cell, run_dir, flags, deps, score=cfg.score_split))
     if cfg.pretrain.enabled:
-        tasks += _pretrain_tasks(cfg, layout, base, rec_overrides, data_cfg, write)
+        tasks += _pretrain_tasks(cfg, layout, base, rec_overrides, data_cfg)
     if cfg.edit.enabled:
-        tasks += _edit_tasks(cfg, layout, cache, base, rec_overrides, write)
+        tasks += _edit_tasks(cfg, layout, cache, base, rec_overrides)
     judge = RunDir(layout.arm("baseline", 0))  # the baseline recognizer, trained on real data only
     tasks.append(
         Task(
@@ -113,7 +111,7 @@ def plan(cfg: ChainConfig, root: Path, *, write: bool = True) -> list[Task]:
     return tasks
 
 
-def _pretrain_tasks(cfg: ChainConfig, layout: ChainDir, base: Path, overrides: list[str], data_cfg, write):
+def _pretrain_tasks(cfg: ChainConfig, layout: ChainDir, base: Path, overrides: list[str], data_cfg):
     """The V-only pre-training run on the source domains, then each listed cell fine-tuned from it."""
     step = cfg.pretrain
     names = [s.name for s in data_cfg.sources]
@@ -127,7 +125,7 @@ def _pretrain_tasks(cfg: ChainConfig, layout: ChainDir, base: Path, overrides: l
         RecognizerConfig,
         "the chain's pre-training run",
     )
-    tasks = [_recognizer_task(PRETRAIN_TASK, pre, layout.pretrain.root, write=write)]
+    tasks = [_recognizer_task(PRETRAIN_TASK, pre, layout.pretrain.root)]
     init = [f"train.init_from={layout.pretrain.best_checkpoint}", f"train.freeze_epochs={step.freeze_epochs}"]
     for modality in step.modalities:
         for seed in range(cfg.seeds):
@@ -135,7 +133,7 @@ def _pretrain_tasks(cfg: ChainConfig, layout: ChainDir, base: Path, overrides: l
             run_dir = layout.pretrained(modality, seed)
             task = ChainDir.pretrained_task(modality, seed)
             deps = (PRETRAIN_TASK,)
-            tasks.append(_recognizer_task(task, cell, run_dir, deps=deps, write=write, score=cfg.score_split))
+            tasks.append(_recognizer_task(task, cell, run_dir, deps=deps, score=cfg.score_split))
     return tasks
 
 
@@ -153,13 +151,13 @@ def _fid_command(
     return cmd + (["--n", str(fid.n)] if fid.n else [])
 
 
-def _edit_tasks(cfg: ChainConfig, layout: ChainDir, cache: Path, base: Path, overrides, write):
+def _edit_tasks(cfg: ChainConfig, layout: ChainDir, cache: Path, base: Path, overrides):
     """The + edited arm: the editing GAN, its edits of real training windows, their FID (the same command
     as the sampled faces', on the edits) and class fidelity, and the recognizer trained with them."""
     step, gan_aug = cfg.edit, tool("gan-aug")
     train = [gan_aug, "train", "--config", step.gan, "--run-dir", str(layout.gan_edit.root)]
     train += _sets([*cfg.edit_gan_sets, *step.gan_overrides]) + _continue(layout.gan_edit)
-    amount = ["--fill-to-max"] if step.fill_to_max else ["--per-class", str(step.per_class)]
+    amount = _amount(step)
     edit = [gan_aug, "generate", "--mode", "edit", "--checkpoint", str(layout.gan_edit.last_checkpoint)]
     edit += ["--from", cfg.data, *[x for o in cfg.data_overrides for x in ("--from-set", o)]]
     edit += ["--source", cfg.edit_source, *amount, "--clip-len", str(step.clip_len)]
@@ -173,20 +171,32 @@ def _edit_tasks(cfg: ChainConfig, layout: ChainDir, cache: Path, base: Path, ove
     fidelity = [tool("expr-experiment"), "fidelity", "--checkpoint", str(judge.best_checkpoint)]
     fidelity += ["--synthetic", str(layout.edited), "--real", str(cache), "--split", cfg.fidelity_split]
     fidelity += ["--out", str(layout.fidelity_edit)]
+    fidelity += ["--keep-recognised", str(layout.edited_kept)] if step.filter else []
     tasks = [
         Task("gan_edit", [train], ("prepare",), weight=GAN_WEIGHT),
         Task("edit", [edit], ("gan_edit",)),
         Task("fid_edit", [fid], ("edit", "fid_weights"), weight=FID_WEIGHT),
         Task("fidelity_edit", [fidelity], ("edit", layout.arm_task("baseline", 0))),
     ]
+    if step.filter and cfg.seeds > 1:
+        tasks.append(_kept_fidelity_task(cfg, layout, cache))
+    trained_on, after = (layout.edited_kept, "fidelity_edit") if step.filter else (layout.edited, "edit")
     for seed in range(cfg.seeds):
         cell = cell_config(base, overrides, BASELINE_ROW, cfg.modality, seed)
-        flags = ["--with-synthetic", "--synthetic", str(layout.edited)]
+        flags = ["--with-synthetic", "--synthetic", str(trained_on)]
         run_dir, task = layout.arm("edited", seed), layout.arm_task("edited", seed)
-        tasks.append(
-            _recognizer_task(task, cell, run_dir, flags, ("edit",), write=write, score=cfg.score_split)
-        )
+        tasks.append(_recognizer_task(task, cell, run_dir, flags, (after,), score=cfg.score_split))
     return tasks
+
+
+def _kept_fidelity_task(cfg: ChainConfig, layout: ChainDir, cache: Path) -> Task:
+    """Class fidelity of the kept edits judged by seed 1's baseline: seed 0's chose them, so its own
+    verdict on them is 1.0 by construction."""
+    judge = RunDir(layout.arm("baseline", 1))
+    cmd = [tool("expr-experiment"), "fidelity", "--checkpoint", str(judge.best_checkpoint)]
+    cmd += ["--synthetic", str(layout.edited_kept), "--real", str(cache), "--split", cfg.fidelity_split]
+    cmd += ["--out", str(layout.fidelity_kept)]
+    return Task("fidelity_kept", [cmd], ("fidelity_edit", layout.arm_task("baseline", 1)))
 
 
 def _corpus_commands(cfg: ChainConfig, data_cfg) -> list[list[str]]:
@@ -200,6 +210,15 @@ def _corpus_commands(cfg: ChainConfig, data_cfg) -> list[list[str]]:
     for source in source_configs(cfg, data_cfg, str(cfg.data)).values():
         commands.append([expr_data, "check", str(resolve_data_path(source.root)), "--format", source.format])
     return commands
+
+
+def _amount(step) -> list[str]:
+    """How many samples a generate or edit step writes: fill_to_max, else counts, else per_class."""
+    if step.fill_to_max:
+        return ["--fill-to-max"]
+    if step.counts:
+        return ["--counts", ",".join(f"{name}={n}" for name, n in step.counts.items())]
+    return ["--per-class", str(step.per_class)]
 
 
 def _continue(run: RunDir) -> list[str]:
@@ -221,15 +240,12 @@ def _recognizer_task(
     flags: list[str] | None = None,
     deps: tuple[str, ...] = ("prepare",),
     *,
-    write: bool = True,
     score: str = "val",
 ) -> Task:
     """One recognizer training run of a resolved config (written beside the run, so the child trains
     exactly the cell the ablation table will describe); with ``score="test"`` its best checkpoint is then
     evaluated on the test split (``ChainDir.scored``), as selected on validation."""
     config = ChainDir.cell_config(run_dir)
-    if write:
-        save_config(cell, config)
     run = RunDir(run_dir)
     cmd = [tool("recognizer"), "train", "--config", str(config), "--run-dir", str(run_dir), *(flags or [])]
     commands = [cmd + _continue(run)]
@@ -239,7 +255,13 @@ def _recognizer_task(
             [tool("recognizer"), "evaluate", "--checkpoint", str(run.best_checkpoint), "--split", score]
             + ["--run-dir", str(scored.root), "--overwrite"]
         )
-    return Task(name, commands, deps, after=lambda: write_cell_summary(cell, run_dir))
+    return Task(
+        name,
+        commands,
+        deps,
+        before=lambda: save_config(cell, config),
+        after=lambda: write_cell_summary(cell, run_dir),
+    )
 
 
 def run_chain(cfg: ChainConfig, root: Path) -> Path:

@@ -17,8 +17,9 @@ from recognizer.ablate import ROWS
 @dataclass
 class GenerateStep:
     domain: str | None = None  # whose style the GAN draws (None: the chain's target)
-    fill_to_max: bool = True  # top every class up to the largest real class (else per_class)
+    fill_to_max: bool = True  # top every class up to the largest real class (else counts or per_class)
     per_class: int = 0
+    counts: dict[str, int] = field(default_factory=dict)  # class -> samples, e.g. {Disgust: 62, Fear: 62}
     clip_len: int = 8  # frames per synthetic clip (the recognizer's K)
     truncation: float = 1.0
     seed: int = 0
@@ -75,10 +76,14 @@ class EditStep:
     gan_overrides: list[str] = field(default_factory=list)
     source: str | None = None  # the data-config source whose training windows are edited (None: target)
     source_classes: list[str] = field(default_factory=list)  # empty: windows of every class
-    fill_to_max: bool = True  # else per_class
+    fill_to_max: bool = True  # else counts or per_class
     per_class: int = 0
+    counts: dict[str, int] = field(default_factory=dict)  # class -> edits, e.g. {Disgust: 62, Fear: 62}
     clip_len: int = 8  # frames per edited clip (at most the cache's K)
     seed: int = 0
+    # Keep only the edits the baseline (seed 0, trained on real target data) names by their class; the arm
+    # trains on those, and seed 1's baseline, which chose none of them, measures their class fidelity.
+    filter: bool = False
 
 
 @dataclass
@@ -167,6 +172,9 @@ class ChainConfig:
         ]
 
     def __post_init__(self) -> None:
+        for name, step in (("generate", self.generate), ("edit", self.edit)):
+            if step.counts and step.fill_to_max:
+                raise ValueError(f"{name}: give counts or fill_to_max, not both")
         if BASELINE_ROW not in self.ablation_rows or self.modality not in self.ablation_modalities:
             raise ValueError(
                 f"the chain's baseline arm is the gcsa_cf / {self.modality} ablation cell: keep both "

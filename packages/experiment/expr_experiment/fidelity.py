@@ -46,6 +46,7 @@ from expr_common.metrics import plot_confusion
 from expr_common.paths import resolve_path
 from expr_common.prefetch import chunked, prefetched
 from expr_common.synth.ondemand import prepare_data
+from expr_experiment.edit_filter import check_keep_dir, keep_recognised
 from expr_experiment.fidelity_summary import Scored, fidelity_report
 from expr_experiment.layout import FIDELITY_JSON, REAL_CONFUSION, SYNTH_CONFUSION
 from gan_aug.generate_edit import SOURCE_CLASS
@@ -138,8 +139,9 @@ def score_real(model: torch.nn.Module, dataset: CachedClips, device: torch.devic
 
 
 # A chunk of synthetic samples: clips [B, K, 3, S, S] (None: all of the chunk's were skipped), their classes,
-# their source classes (UNLABELLED: not an edit), and how many listed samples the chunk covered.
-Batch = tuple[torch.Tensor | None, list[int], list[int], int]
+# their source classes (UNLABELLED: not an edit), their manifest rows' sample ids ("" from a cache), and how
+# many listed samples the chunk covered.
+Batch = tuple[torch.Tensor | None, list[int], list[int], list[str], int]
 
 
 def _synthetic_cache_batches(
@@ -159,7 +161,8 @@ def _synthetic_cache_batches(
     def batches() -> Iterator[Batch]:
         for batch in loader:
             labels = batch["label"].tolist()
-            yield batch["video"], labels, [UNLABELLED] * len(labels), len(labels)  # a cache holds no edits
+            # a cache holds no edits, and no manifest rows to keep
+            yield batch["video"], labels, [UNLABELLED] * len(labels), [""] * len(labels), len(labels)
 
     return len(dataset), batches()
 
@@ -193,7 +196,7 @@ def _synthetic_manifest_batches(
         jobs.append(((replace(ref, audio=None), pre, detect), _source_class(ref, path)))
 
     def decode(chunk: Sequence[tuple[tuple[Any, PreprocessConfig, bool], int]]) -> Batch:
-        clips, labels, sources = [], [], []
+        clips, labels, sources, ids = [], [], [], []
         for job, source in chunk:
             result = _process(job)
             scored.skipped.update(result.skipped)
@@ -203,7 +206,8 @@ def _synthetic_manifest_batches(
                 clips.append(sample["video"])
                 labels.append(sample["label"])
                 sources.append(source)
-        return (torch.from_numpy(np.stack(clips)) if clips else None), labels, sources, len(chunk)
+                ids.append(sample["meta"]["ref_id"])
+        return (torch.from_numpy(np.stack(clips)) if clips else None), labels, sources, ids, len(chunk)
 
     def batches() -> Iterator[Batch]:
         # The next chunk decodes while this one runs.
@@ -235,10 +239,11 @@ def score_synthetic(
         kind = "manifest"
         total, batches = _synthetic_manifest_batches(path, pre, faces, batch_size, scored)
     with progress(total=total, desc="synthetic samples", unit="clip") as bar:
-        for video, labels, sources, listed in batches:
+        for video, labels, sources, ids, listed in batches:
             if video is not None:  # None: every sample of the chunk was skipped (unreadable frames)
                 scored.labels += labels
                 scored.sources += sources
+                scored.ids += ids
                 scored.preds += predict_visual(model, video, device).tolist()
             bar.update(listed)
     if not scored.labels:
@@ -259,10 +264,16 @@ def run_fidelity(
     faces: str = "auto",
     batch_size: int = 64,
     device: str | None = None,
+    keep: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Score both sides, write ``fidelity.json`` and the two confusion-matrix PNGs into ``out_dir``."""
+    """Score both sides, write ``fidelity.json`` and the two confusion-matrix PNGs into ``out_dir``; with
+    ``keep`` also the manifest of the samples the judge names by their class (:mod:`edit_filter`)."""
     if faces not in FACES:
         raise FidelityError(f"--faces {faces!r}: one of {', '.join(FACES)}")
+    if keep is not None and Path(synthetic).is_dir() and cache_format.read_index(synthetic) is not None:
+        raise FidelityError(f"--keep-recognised needs the manifest of {synthetic}, not a prepared cache")
+    if keep is not None:
+        check_keep_dir(keep)
     device_ = default_device(device)
     model, cfg = load_recognizer(checkpoint, device_)
     dataset, real_info = open_real(real, cfg, split, real_sources)
@@ -288,6 +299,8 @@ def run_fidelity(
         train = score_real(model, train_set, device_, batch_size)
     report = fidelity_report(synth, real_scored, train)
     report["warnings"] = notes + report["warnings"]
+    if keep is not None:
+        report["filter"] = keep_recognised(synthetic, synth, keep)
     report["settings"] = {
         "checkpoint": str(checkpoint),
         "synthetic": {"source": str(synthetic), "kind": kind, "skipped": dict(synth.skipped)},

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from expr_common.logs import get_logger
+from expr_common.paths import cli_path
 from expr_common.subcommands import positive_int
 from expr_experiment.fidelity import FACES, run_fidelity
 from expr_experiment.layout import FIDELITY_JSON, REAL_CONFUSION, SYNTH_CONFUSION
@@ -44,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help=f"output folder: {FIDELITY_JSON}, {SYNTH_CONFUSION}, {REAL_CONFUSION}",
     )
+    add(
+        "--keep-recognised",
+        type=cli_path,
+        default=None,
+        metavar="DIR",
+        help="also write DIR/manifest.csv of the samples the recognizer names by their own class, and "
+        "DIR/filter.json (per class: made, kept)",
+    )
     add("--batch-size", type=positive_int, default=64)
     add("--device", default=None, help="cuda, cpu (default: cuda if available)")
 
@@ -60,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         faces=args.faces,
         batch_size=args.batch_size,
         device=args.device,
+        keep=args.keep_recognised,
     )
     for warning in report["warnings"]:
         log.warning(warning)
@@ -72,5 +82,8 @@ def run(args: argparse.Namespace) -> int:
         rates = [f"{c[k]:6.3f}" if c.get(k) is not None else f"{'-':>6}" for k in keys]
         tail = f" {rates[2]}" if edits else ""
         print(f"{name:<10} {c['n_synth']:>7} {rates[0]} {c['n_real']:>7} {rates[1]}{tail}")
+    if "filter" in report:
+        kept = report["filter"]
+        print(f"kept {kept['kept']} of {kept['made']} samples in {args.keep_recognised}")
     print(f"written to {args.out}")
     return 0

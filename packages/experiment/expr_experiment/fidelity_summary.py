@@ -23,6 +23,7 @@ class Scored:
     labels: list[int] = field(default_factory=list)
     preds: list[int] = field(default_factory=list)
     sources: list[int] = field(default_factory=list)  # UNLABELLED where a sample names no source class
+    ids: list[str] = field(default_factory=list)  # the manifest row (sample_id) of each synthetic sample
     skipped: Counter[str] = field(default_factory=Counter)
 
     def confusion(self) -> np.ndarray:

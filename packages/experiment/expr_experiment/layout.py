@@ -97,6 +97,16 @@ class ChainDir:
         return self.edited / EDIT_REPORT
 
     @property
+    def edited_kept(self) -> Path:
+        """``fidelity --keep-recognised``: the edits the judge names by their class (``edit.filter``)."""
+        return self.root / "edited_kept"
+
+    @property
+    def fidelity_kept(self) -> Path:
+        """The kept edits' class fidelity by another seed's baseline (a judge that did not filter them)."""
+        return self.root / "fidelity_kept"
+
+    @property
     def fid_edit_report(self) -> Path:
         return self.root / "fid_edit" / "report.json"
 

@@ -22,6 +22,7 @@ from expr_common.paths import resolve_path
 from expr_experiment.chain_config import ChainConfig
 from expr_experiment.layout import BASELINE_ROW, FIDELITY_JSON, ChainDir
 from expr_experiment.report_figures import plot_curves, plot_per_class
+from expr_experiment.report_filter import edit_counts_section
 from expr_experiment.report_tables import (
     ARM_LABELS,
     arm_table,
@@ -107,8 +108,10 @@ def edited_section(cfg: ChainConfig, root: Path) -> dict:
         *fidelity_lines,
         "",
     ]
+    count_lines, counts = edit_counts_section(layout)
     return {
-        "lines": lines,
+        "lines": lines + count_lines,
+        "counts": counts,
         "fid": fid,
         "fidelity": fidelity,
         "identity": {"file": str(layout.edit_report), **identity},

@@ -17,7 +17,7 @@ from expr_experiment.tasks import ChainError
 def finished_timings(root: Path, cfg: ChainConfig) -> dict[str, float]:
     """Seconds per step from the chain folder's done markers; a step not done is a :class:`ChainError`."""
     layout, timings, missing = ChainDir(root, cfg.modality), {}, []
-    for task in plan(cfg, root, write=False):
+    for task in plan(cfg, root):
         marker = layout.marker(task.name)
         if marker.is_file():
             timings[task.name] = float(marker.read_text(encoding="utf-8") or 0)

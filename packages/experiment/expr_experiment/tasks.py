@@ -26,6 +26,7 @@ class Task:
     name: str
     commands: list[list[str]]  # run one after the other
     deps: tuple[str, ...] = ()
+    before: Callable[[], object] | None = None  # run in this process before the commands (their inputs)
     after: Callable[[], object] | None = None  # run in this process once the commands succeeded
     # Rough cost relative to one recognizer run, for the start order only (:func:`start_order`).
     weight: float = 1.0
@@ -85,7 +86,7 @@ def run_tasks(tasks: list[Task], root: Path, jobs: int) -> dict[str, float]:
     if finished:
         log.info("%d of %d steps already done (%s); continuing", len(finished), len(tasks), done_dir)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "EXPR_PROGRESS": "0"}
-    bar = progress(total=len(tasks), desc="demo chain", unit="step")
+    bar = progress(total=len(tasks), desc="chain", unit="step")
     bar.update(len(finished))
     running: dict[Future, Task] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -114,6 +115,8 @@ def run_tasks(tasks: list[Task], root: Path, jobs: int) -> dict[str, float]:
 
 def _execute(task: Task, log_file: Path, env: dict[str, str]) -> float:
     started = time.perf_counter()
+    if task.before is not None:
+        task.before()
     with open(log_file, "a", encoding="utf-8") as out:
         for cmd in task.commands:
             out.write("$ " + " ".join(cmd) + "\n")

@@ -28,7 +28,7 @@ from expr_common.data import manifest as manifest_csv
 from expr_common.data.config import load_data_config
 from expr_common.data.dataset import CachedClips, normalize_video
 from expr_common.labels import CLASS_NAMES, parse_label
-from expr_common.logs import progress
+from expr_common.logs import get_logger, progress
 from expr_common.paths import resolve_path
 from expr_common.synth.ondemand import prepare_data
 from gan_aug.edit_networks import edit_frames
@@ -48,6 +48,8 @@ from gan_aug.sampling import TRAIN_SPLIT
 SOURCE_CLASS = "source_class"  # the edited window's own class (its name), beside the target class in `label`
 SOURCE_COLUMNS = ("source_sample", SOURCE_CLASS)
 EDIT_REPORT = "edit_report.json"  # beside the manifest: how well the edits keep their people
+
+log = get_logger("gan.edit")
 
 
 def parse_source_classes(text: str) -> list[int]:
@@ -119,6 +121,8 @@ def edit_clips(
         raise GenerateError(f"--from {data}: windows of domains {unknown} this GAN was not trained on")
     picks = frame_picks(len(clips.entries[kept[0]]["frames"]), clip_len)
     labels = np.array([clips.entries[i]["label"] for i in kept])
+    unsourced = [c for c, n in plan.items() if n and not (labels != c).any()] if fill_to_max else []
+    plan = {c: (0 if c in unsourced else n) for c, n in plan.items()}  # nothing of another class to edit
     if manifest.exists():  # only once the request is known to be valid
         _remove_listed(out, manifest)
     device_ = next(G.parameters()).device
@@ -163,6 +167,9 @@ def edit_clips(
     manifest_csv.write(manifest, rows, extra_columns=SOURCE_COLUMNS)
     sources = sorted({CLASS_NAMES[int(c)] for c in labels}, key=CLASS_NAMES.index)
     report = {"clips": len(rows), "clip_len": clip_len, "source_classes": sources, **check.report()}
+    if unsourced:  # --fill-to-max left them as they are: every source window is of that class already
+        report["not_filled"] = [CLASS_NAMES[c] for c in unsourced]
+        log.info("--fill-to-max: %s not filled (every source window is of that class)", report["not_filled"])
     write_json(out / EDIT_REPORT, report)
     return GenerateResult(out, manifest, {CLASS_NAMES[c]: n for c, n in plan.items()}, clip_len)
 

@@ -73,7 +73,7 @@ class VisualConfig:
     gcsa: bool = True  # GCSA on the last per-frame feature map; false = the paper's "Base" ablation row
     # GCSA's gates at initialisation (gcsa.GCSA): "uniform" (0.5 everywhere, learnt from there) or "random"
     # (random 7x7 convs). The last visual map has few positions (6-7 px): random gates start as noise there
-    # (README, "Small faces and grayscale").
+    # (docs/usage.md, "Small faces and grayscale").
     gcsa_start: Literal["uniform", "random"] = "uniform"
     temporal: Literal["mean", "tconv"] = "mean"  # frame aggregation; mean is order-free and fine for K=1
     temporal_kernel: int = 3  # width of the optional temporal conv (odd, "same" padded, so any K works)
@@ -145,11 +145,11 @@ class AudioConfig:
     # input; "auto" (resolved from the data's n_mels and hop when the config is loaded, and stored resolved)
     # halves 40+ mel bands and brings the hop to AUDIO_STEM_HOP_MS: 64 mels / 10 ms -> (2, 4), 9.4x faster
     # training at 4 s windows (benchmarks/audio_branch.py); 40 mels / 20 ms -> (2, 2). Neither lost A-only
-    # macro-F1 on the corpus's voices over 3 seeds (README, "A fast audio branch").
+    # macro-F1 on the corpus's voices over 3 seeds (docs/usage.md, "The recognizer").
     stem_pool: tuple[int, int] | Literal["auto"] = "auto"
     gcsa: bool = True  # GCSA on the concatenated branches; false = the "Base" ablation row
     # "random" here: the audio map is long in time (75 steps), and on the demo the uniform start cost A and
-    # V+A macro-F1 (README, "Demo results"; VisualConfig.gcsa_start).
+    # V+A macro-F1 (docs/results.md, "Demo results"; VisualConfig.gcsa_start).
     gcsa_start: Literal["uniform", "random"] = "random"
     dropout: float = 0.2  # before the classifier head (paper, section 4.2)
 

@@ -11,7 +11,8 @@ With ``uniform_start`` (the visual branch's default, ``VisualConfig.gcsa_start``
 uniform: the channel MLP's last layer and the spatial branch's last BN scale are zero at initialisation,
 so GCSA begins as a constant 0.25 * F and learns where to attend from there (the zero-gamma start of
 residual branches). From random 7x7 convs the gates begin as noise over the few positions of the last
-map; what each start measured is in the README ("Small faces and grayscale", "Demo results").
+map; what each start measured is in docs/usage.md ("Small faces and grayscale") and docs/results.md
+("Demo results").
 """
 
 from __future__ import annotations

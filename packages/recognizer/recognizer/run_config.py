@@ -15,9 +15,9 @@ from recognizer.config import LossConfig, ModelConfig
 
 @dataclass
 class OptimConfig:
-    # Defaults measured on real recordings (README, "Real data"): AdamW at 2e-3, weight decay 0.05, cosine
-    # after 2 warm-up epochs. The paper's SGD at 1e-4 / 1e-3, constant, barely learns a few hundred real
-    # samples in 20 epochs (configs/recognizer/paper.yaml keeps it).
+    # Defaults measured on real recordings (docs/results.md, "Real data"): AdamW at 2e-3, weight decay 0.05,
+    # cosine after 2 warm-up epochs. The paper's SGD at 1e-4 / 1e-3, constant, barely learns a few hundred
+    # real samples in 20 epochs (configs/recognizer/paper.yaml keeps it).
     name: Literal["sgd", "adamw"] = "adamw"
     lr: float = 2e-3  # paper: SGD at 1e-4 for the feature extractors
     head_lr: float = 2e-3  # paper: 1e-3 for the branch (classifier) weights
