@@ -12,15 +12,17 @@ cycle ``|G(G(x, c'), c_x) - x|``, identity ``|G(x, c_x) - x|``, and the mask's m
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 from torch.nn import functional as F
 
 from expr_common.config import ConfigError
+from gan_aug.grids import edit_sources, save_edit_grids
 from gan_aug.losses import d_hinge_loss, g_hinge_loss, r1_due
 from gan_aug.run_config import GanTrainConfig
-from gan_aug.sampling import CellSampler
+from gan_aug.sampling import CellSampler, FrameTable
 from gan_aug.trainer import GanTrainer, Stats, frozen
 
 
@@ -38,6 +40,16 @@ def mask_smoothness(mask: torch.Tensor) -> torch.Tensor:
 
 
 class EditTrainer(GanTrainer):
+    METRICS = (*GanTrainer.METRICS, "cycle", "identity", "mask", "smooth")
+
+    def grid_inputs(self, table: FrameTable) -> dict[str, torch.Tensor]:
+        """The same real faces, edited in every grid of the run."""
+        return edit_sources(table, self.config.train.grid_columns, self.config.model.generator.resolution)
+
+    def save_grids(self, inputs: dict[str, torch.Tensor], run_root: Path, step: int) -> list[Path]:
+        model = self.config.model
+        return save_edit_grids(self.generator_ema, inputs, model.num_classes, run_root, step, model.domains)
+
     def __init__(self, config: GanTrainConfig, accelerator: Accelerator, sampler: CellSampler) -> None:
         super().__init__(config, accelerator, sampler)
         model = config.model

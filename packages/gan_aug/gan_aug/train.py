@@ -41,7 +41,7 @@ from expr_common.runs import (
 from expr_common.seeding import rng_state, seed_everything, set_rng_state
 from expr_common.synth.ondemand import prepare_data
 from gan_aug.edit_trainer import EditTrainer
-from gan_aug.grids import edit_sources, fixed_latents, save_edit_grids, save_real_grids, save_sample_grids
+from gan_aug.grids import save_real_grids
 from gan_aug.run_config import GanTrainConfig, load_train_config, stored_config
 from gan_aug.sampling import (
     STREAM_NOISE,
@@ -89,9 +89,7 @@ def training_step(trainer: GanTrainer, loader: Any, config: GanTrainConfig) -> d
 def metrics_record(
     trainer: GanTrainer, stats: dict[str, float] | None, images_per_s: float
 ) -> dict[str, Any]:
-    names = ("d_loss", "g_loss", "lecam", "d_class", "g_class", "real_logit_mean", "fake_logit_mean")
-    names += ("cycle", "identity", "mask", "smooth") if trainer.config.model.kind == "edit" else ()
-    values = {n: (stats or {}).get(n) for n in names}
+    values = {n: (stats or {}).get(n) for n in trainer.METRICS}
     return {
         "step": trainer.step,
         "kimg": trainer.images_seen / 1000.0,
@@ -110,6 +108,74 @@ def _checkpoint(trainer: GanTrainer, path: Path, config: GanTrainConfig, extra: 
         save_checkpoint(path, {**trainer.state_dict(), "rng": rng_state(), **extra}, config)
 
 
+def trainer_class(config: GanTrainConfig) -> type[GanTrainer]:
+    """The one place the GAN's kind picks its trainer (its metrics, grids and phases come with it)."""
+    return EditTrainer if config.model.kind == "edit" else GanTrainer
+
+
+@dataclass
+class Session:
+    """A run opened for training: its folder, config (with the data's domain table), trainer, frame table,
+    what a checkpoint carries besides the trainer, and on --resume the saved RNG and best score."""
+
+    out: RunDir
+    config: GanTrainConfig
+    trainer: GanTrainer
+    table: Any
+    cache: Path
+    extra: dict[str, Any]
+    saved_rng: Any = None
+    best: dict[str, Any] | None = None
+
+
+def open_session(
+    config: GanTrainConfig, run_dir: str | Path, resume: bool, acc: Accelerator, overwrite: bool
+) -> Session:
+    """The run folder, seeds, cache, domain table and trainer; with ``resume`` the state of ``last.pt``."""
+    main, loop = acc.is_main_process, config.train
+    out = agree_on_run_dir(acc, run_dir, COMMAND, resume=resume, overwrite=overwrite)
+    seed_everything(loop.seed, loop.deterministic)
+    data_config = load_data_config(resolve_path(config.data), config.data_overrides)
+    cache = prepare_data(data_config, acc)  # main process first; the others then reuse the cache
+    if resume:
+        # Skips a killed write's temp file; falls back to last.prev.pt if last.pt is unreadable (both logged).
+        state, source = load_resume_checkpoint(out.last_checkpoint, tidy=main)
+        known = stored_config(state, source).model.domains  # a resumed GAN keeps its domain table
+    table = build_frame_table(cache.path, config.model.num_classes, known if resume else None)
+    # The GAN embeds the domains of its data (stored with the config in every checkpoint).
+    config = replace(config, model=replace(config.model, domains=list(table.domains)))
+    cells = int((table.cell_counts() > 0).sum())
+    log.info("GAN training on %d frames in %d (class, domain) cells; domains %s", len(table), cells,
+             ", ".join(table.domains))  # fmt: skip
+    extra = {"real_frame_counts": table.cell_counts(), "real_clip_counts": table.clip_counts()}
+    session = Session(out, config, trainer_class(config)(config, acc, CellSampler(table)), table,
+                      Path(cache.path), extra)  # fmt: skip
+    if resume:
+        check_fits(source, state, session.trainer.model_states(), config)  # before anything is loaded
+        session.trainer.load_state_dict(state)
+        session.saved_rng = state["rng"]  # restored once the loader has started (it draws a seed)
+        session.best = state.get("best")
+        log.info("resumed %s from %s at step %d", out.root, source, session.trainer.step)
+    if main:
+        save_config(config, out.config)
+        if resume:
+            truncate_metrics(out.metrics, "step", session.trainer.step)
+        else:
+            save_real_grids(table, config.model.generator.resolution, loop.grid_columns, out.root)
+    return session
+
+
+def _batches(session: Session, acc: Accelerator) -> Any:
+    """The real batches from the trainer's step on (pinned on CUDA: d_phase copies them non-blocking)."""
+    loop, trainer = session.config.train, session.trainer
+    batches = FrameBatches(session.table, loop.batch_size, session.config.model.generator.resolution,
+                           loop.seed, acc.process_index, start=trainer.step * loop.d_steps)  # fmt: skip
+    loader = batch_loader(batches, loop.workers)
+    # A DataLoader reads pin_memory when it starts iterating; batch_loader's signature stays device-free.
+    loader.pin_memory = acc.device.type == "cuda"
+    return iter(loader)
+
+
 def train(
     config: GanTrainConfig,
     run_dir: str | Path,
@@ -121,71 +187,21 @@ def train(
     """Train (or, with ``resume``, continue) a GAN run in ``run_dir``; returns where things were written."""
     acc = accelerator or make_accelerator(run_dir)
     check_launch(acc)  # once per accelerator
-    main, loop = acc.is_main_process, config.train
-    out = agree_on_run_dir(acc, run_dir, COMMAND, resume=resume, overwrite=overwrite)
-    seed_everything(loop.seed, loop.deterministic)
-
-    data_config = load_data_config(resolve_path(config.data), config.data_overrides)
-    cache = prepare_data(data_config, acc)  # main process first; the others then reuse the cache
-    if resume:
-        # Skips a killed write's temp file; falls back to last.prev.pt if last.pt is unreadable (both logged).
-        state, source = load_resume_checkpoint(out.last_checkpoint, tidy=main)
-        known = stored_config(state, source).model.domains  # a resumed GAN keeps its domain table
-    table = build_frame_table(cache.path, config.model.num_classes, known if resume else None)
-    # The GAN embeds the domains of its data (stored with the config in every checkpoint).
-    config = replace(config, model=replace(config.model, domains=list(table.domains)))
-    log.info(
-        "GAN training on %d frames in %d (class, domain) cells; domains %s",
-        len(table),
-        int((table.cell_counts() > 0).sum()),
-        ", ".join(table.domains),
-    )
-    trainer = (EditTrainer if config.model.kind == "edit" else GanTrainer)(config, acc, CellSampler(table))
-    best: dict[str, Any] | None = None
-    if resume:
-        check_fits(source, state, trainer.model_states(), config)  # before anything is loaded or written
-        trainer.load_state_dict(state)
-        saved_rng = state["rng"]  # restored once the loader has started (it draws a seed from torch)
-        best = state.get("best")
-        log.info("resumed %s from %s at step %d", out.root, source, trainer.step)
-    if fid_hook is None and loop.fid_every > 0 and main:  # only the main process evaluates and writes
+    session = open_session(config, run_dir, resume, acc, overwrite)
+    config, trainer, loop = session.config, session.trainer, session.config.train
+    if fid_hook is None and loop.fid_every > 0 and acc.is_main_process:  # only the main process evaluates
         from gan_aug.fid.hook import default_fid_hook  # Inception only when FID is asked for
 
-        fid_hook = default_fid_hook(config, cache.path, acc)
-    extra = {"real_frame_counts": table.cell_counts(), "real_clip_counts": table.clip_counts()}
-    if main:
-        save_config(config, out.config)
-        if resume:
-            truncate_metrics(out.metrics, "step", trainer.step)
-        else:
-            save_real_grids(table, config.model.generator.resolution, loop.grid_columns, out.root)
+        fid_hook = default_fid_hook(config, session.cache, acc)
     start_tracking(acc)
-    metrics = MetricsWriter(out.metrics, enabled=main)
-    resolution = config.model.generator.resolution
-    if config.model.kind == "edit":  # grids edit the same real faces all run long
-        grid_inputs = edit_sources(table, loop.grid_columns, resolution)
-    else:
-        grid_inputs = fixed_latents(
-            loop.seed, config.model.num_classes, loop.grid_columns, config.model.generator.z_dim
-        )
-    batches = FrameBatches(
-        table,
-        loop.batch_size,
-        config.model.generator.resolution,
-        loop.seed,
-        acc.process_index,
-        start=trainer.step * loop.d_steps,
-    )
-    loader = batch_loader(batches, loop.workers)
-    # Pinned batches on CUDA: d_phase copies them with non_blocking. A DataLoader reads pin_memory when it
-    # starts iterating, and batch_loader's signature stays device-free.
-    loader.pin_memory = acc.device.type == "cuda"
-    loader = iter(loader)
+    metrics = MetricsWriter(session.out.metrics, enabled=acc.is_main_process)
+    grid_inputs = trainer.grid_inputs(session.table)
+    loader = _batches(session, acc)
     if resume:
-        set_rng_state(saved_rng)  # as the uninterrupted run's RNG stood at this step
-    result = TrainResult(out, trainer.step, best=best)
+        set_rng_state(session.saved_rng)  # as the uninterrupted run's RNG stood at this step
+    result = TrainResult(session.out, trainer.step, best=session.best)
     busy_s, busy_images = 0.0, 0
-    bar = progress(total=loop.steps, desc="gan train", unit="step", enabled=main)
+    bar = progress(total=loop.steps, desc="gan train", unit="step", enabled=acc.is_main_process)
     bar.update(trainer.step)
     while trainer.step < loop.steps:
         started = time.perf_counter()
@@ -196,38 +212,44 @@ def train(
             trainer.skip(trainer.step, loop.max_nonfinite)
         busy_s += time.perf_counter() - started
         busy_images += loop.batch_size * loop.d_steps * acc.num_processes
-        step, last = trainer.step, trainer.step == loop.steps
         bar.update()
-        if step % loop.log_every == 0 or last:
-            reduced = reduce_stats(acc, stats) if stats is not None else None
-            result.last_metrics = metrics_record(trainer, reduced, busy_images / max(busy_s, 1e-9))
-            metrics.write(**result.last_metrics)
-            acc.log({k: v for k, v in result.last_metrics.items() if isinstance(v, (int, float))}, step=step)
+        if trainer.step % loop.log_every == 0 or trainer.step == loop.steps:
+            _log_step(result, trainer, stats, busy_images / max(busy_s, 1e-9), metrics)
             busy_s, busy_images = 0.0, 0
-        if main and (step % loop.sample_every == 0 or last):
-            save = save_edit_grids if config.model.kind == "edit" else save_sample_grids
-            result.grids = save(
-                trainer.generator_ema,
-                grid_inputs,
-                config.model.num_classes,
-                out.root,
-                step,
-                config.model.domains,
-            )
-        if fid_hook is not None and loop.fid_every > 0 and (step % loop.fid_every == 0 or last):
-            scores = fid_hook(trainer.generator_ema, step) if main else {}
-            metrics.write(step=step, **scores)
-            score = next(iter(scores.values()), None)  # the hook lists its selection metric first
-            if main and score is not None and (best is None or score < best["score"]):
-                best = {"step": step, "score": score, **scores}
-                save_checkpoint(out.best_checkpoint, {**trainer.state_dict(), "best": best, **extra}, config)
-        if step % loop.checkpoint_every == 0 or last:
-            _checkpoint(trainer, out.last_checkpoint, config, {**extra, "best": best})
+        _after_step(session, result, grid_inputs, fid_hook, metrics)
     bar.close()
-    result.steps, result.best = trainer.step, best
-    trainer = loader = None  # the DDP-wrapped G and D go before the process group
+    result.steps, result.best = trainer.step, session.best
+    session.trainer = trainer = loader = None  # the DDP-wrapped G and D go before the process group
     end_run(acc)
     return result
+
+
+def _log_step(result: TrainResult, trainer: GanTrainer, stats, images_per_s: float, metrics) -> None:
+    """The step's losses (means over processes), throughput and augmentation state, to the log and TB."""
+    reduced = reduce_stats(trainer.accelerator, stats) if stats is not None else None
+    result.last_metrics = metrics_record(trainer, reduced, images_per_s)
+    metrics.write(**result.last_metrics)
+    values = {k: v for k, v in result.last_metrics.items() if isinstance(v, (int, float))}
+    trainer.accelerator.log(values, step=trainer.step)
+
+
+def _after_step(session: Session, result: TrainResult, grid_inputs, fid_hook, metrics) -> None:
+    """Sample grids, FID (best.pt when it improved) and last.pt, each at its interval and at the end."""
+    trainer, config, out = session.trainer, session.config, session.out
+    loop, step, main = config.train, session.trainer.step, trainer.accelerator.is_main_process
+    last = step == loop.steps
+    if main and (step % loop.sample_every == 0 or last):
+        result.grids = trainer.save_grids(grid_inputs, out.root, step)
+    if fid_hook is not None and loop.fid_every > 0 and (step % loop.fid_every == 0 or last):
+        scores = fid_hook(trainer.generator_ema, step) if main else {}
+        metrics.write(step=step, **scores)
+        score = next(iter(scores.values()), None)  # the hook lists its selection metric first
+        if main and score is not None and (session.best is None or score < session.best["score"]):
+            session.best = {"step": step, "score": score, **scores}
+            state = {**trainer.state_dict(), "best": session.best, **session.extra}
+            save_checkpoint(out.best_checkpoint, state, config)
+    if step % loop.checkpoint_every == 0 or last:
+        _checkpoint(trainer, out.last_checkpoint, config, {**session.extra, "best": session.best})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,10 +20,11 @@ from torch.nn import functional as F
 from expr_common.errors import ExprError
 from gan_aug.augment import AdaptiveAugment
 from gan_aug.ema import GeneratorEma
+from gan_aug.grids import fixed_latents, save_sample_grids
 from gan_aug.losses import LeCam, d_hinge_loss, g_hinge_loss, lazy_r1_loss, r1_due
 from gan_aug.networks import Generator, build_networks
 from gan_aug.run_config import GanTrainConfig
-from gan_aug.sampling import CellSampler
+from gan_aug.sampling import CellSampler, FrameTable
 
 Stats = dict[str, torch.Tensor]
 
@@ -48,6 +50,11 @@ def frozen(module: nn.Module) -> Iterator[nn.Module]:
 
 
 class GanTrainer:
+    # What each kind of GAN logs, what its sample grids start from and how they are drawn: the trainer
+    # class answers for its kind (stylegan2-ada picks its classes from the config the same way).
+    METRICS: tuple[str, ...] = (
+        "d_loss", "g_loss", "lecam", "d_class", "g_class", "real_logit_mean", "fake_logit_mean",
+    )  # fmt: skip
     """G, D, G_ema, both optimizers (prepared by Accelerate), augmentation and LeCam state, and counters."""
 
     def __init__(self, config: GanTrainConfig, accelerator: Accelerator, sampler: CellSampler) -> None:
@@ -74,6 +81,15 @@ class GanTrainer:
         self.images_seen = 0  # real images D has seen, over all processes: the EMA's and ADA's clock
         self.skipped_nonfinite = 0
         self.last_r1: float | None = None  # R1 runs every r1_interval D steps; logs show its latest value
+
+    def grid_inputs(self, table: FrameTable) -> Any:
+        """The fixed latents every sample grid of the run draws from."""
+        model, loop = self.config.model, self.config.train
+        return fixed_latents(loop.seed, model.num_classes, loop.grid_columns, model.generator.z_dim)
+
+    def save_grids(self, inputs: Any, run_root: Path, step: int) -> list[Path]:
+        model = self.config.model
+        return save_sample_grids(self.generator_ema, inputs, model.num_classes, run_root, step, model.domains)
 
     @property
     def generator_ema(self) -> Generator:
