@@ -79,6 +79,7 @@ def own_data(tiny_corpus, tmp_path, monkeypatch):
         f"preset: null\ndata: {data}\ntarget: wild\nsources: [lab]\nmodality: v\n"
         "gan: configs/gan_aug/tiny.yaml\nrecognizer: configs/recognizer/tiny.yaml\n"
         "seeds: 2\nablation_rows: [gcsa_cf]\nablation_modalities: [v]\n"
+        "score_split: test\naugmented_arm: true\n"
         "generate: {fill_to_max: false, per_class: 2, clip_len: 1}\n"
         "fid: {n: 16, per_class: false, kid: true, floor: true, allow_small_n: true}\n"
         "pretrain: {modalities: [v]}\n"

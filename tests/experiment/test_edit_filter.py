@@ -74,3 +74,10 @@ def test_edit_and_sample_counts_per_class_reach_generate(tmp_path):
     assert "--counts Disgust=62,Fear=31" in " ".join(tasks["edit"].commands[0])
     with pytest.raises(ValueError, match="generate: give counts or fill_to_max"):
         load_config(TINY, ChainConfig, ["generate.fill_to_max=true", "generate.counts={Fear: 3}"])
+
+
+def test_a_procedural_target_is_never_scored_on_its_unlabelled_test_split():
+    with pytest.raises(ValueError, match="Aff-Wild2-style test split is unlabelled"):
+        load_config(TINY, ChainConfig, ["score_split=test"])
+    with pytest.raises(ValueError, match="modality"):
+        load_config(TINY, ChainConfig, ["modality=a"])  # the GAN's faces need a visual branch

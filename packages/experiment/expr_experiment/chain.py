@@ -115,9 +115,10 @@ def _pretrain_tasks(cfg: ChainConfig, layout: ChainDir, base: Path, overrides: l
     """The V-only pre-training run on the source domains, then each listed cell fine-tuned from it."""
     step = cfg.pretrain
     names = [s.name for s in data_cfg.sources]
-    unknown = sorted(s for s in {*cfg.pretrain_sources, *cfg.pretrain_val_sources} if s not in names)
-    if unknown:
-        raise ConfigError(f"pretrain.sources {unknown} are not sources of {cfg.data} ({', '.join(names)})")
+    for key, listed in (("sources", cfg.pretrain_sources), ("val_sources", cfg.pretrain_val_sources)):
+        unknown = [s for s in listed if s not in names]
+        if unknown:
+            raise ConfigError(f"pretrain.{key} {unknown} are not sources of {cfg.data} ({', '.join(names)})")
     sources, val = ",".join(cfg.pretrain_sources), ",".join(cfg.pretrain_val_sources)
     pre = cell_config(base, [*overrides, *step.overrides], BASELINE_ROW, "v", 0)
     pre = from_dict(

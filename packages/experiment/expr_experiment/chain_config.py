@@ -94,10 +94,12 @@ class ChainConfig:
     data: str = "configs/data/synthetic_demo.yaml"
     target: str = "affwild2"  # the source the recognizer learns and is scored on; the GAN's target style
     sources: list[str] = field(default_factory=lambda: ["afew", "ckplus"])  # teach the GAN (+ source-real)
-    modality: Literal["v", "a", "av"] = "av"  # the arms' (baseline's) modality: "v" for image-only targets
-    # Where the arms are scored: each run's best checkpoint (fusion and smoothing chosen on validation)
-    # evaluated on the target's test split; "val" where the target has no labelled test split (Aff-Wild2).
-    score_split: Literal["val", "test"] = "test"
+    # The arms' (baseline's) modality: "v" for image-only targets. Never "a": the GAN's faces need eyes.
+    modality: Literal["v", "av"] = "av"
+    # Where the arms are scored: "test" evaluates each run's best checkpoint (fusion and smoothing chosen on
+    # validation) on the target's test split; "val" (a target without labelled test rows: Aff-Wild2, and
+    # chain folders written before this key) reports the validation score that chose them.
+    score_split: Literal["val", "test"] = "val"
     data_overrides: list[str] = field(default_factory=list)  # --set style, for every step that reads data
     gan: str = "configs/gan_aug/demo.yaml"
     gan_overrides: list[str] = field(default_factory=list)
@@ -115,7 +117,7 @@ class ChainConfig:
     fidelity_split: str = "val"
     # + classic augmentation: the target's own training faces added again, augmented afresh, as many per
     # class as + synthetic adds (`recognizer train --with-augmented-copies`): what a GAN must beat.
-    augmented_arm: bool = True
+    augmented_arm: bool = False
 
     @property
     def arms(self) -> tuple[str, ...]:
@@ -172,6 +174,10 @@ class ChainConfig:
         ]
 
     def __post_init__(self) -> None:
+        if self.preset and self.score_split == "test":
+            raise ValueError(
+                "score_split test: the procedural corpus's Aff-Wild2-style test split is unlabelled"
+            )
         for name, step in (("generate", self.generate), ("edit", self.edit)):
             if step.counts and step.fill_to_max:
                 raise ValueError(f"{name}: give counts or fill_to_max, not both")

@@ -43,27 +43,38 @@ def _refs(source: Any) -> tuple[list[SampleRef], Path]:
 def check_chain_data(cfg: ChainConfig, data_cfg: Any, where: str) -> None:
     """The checks of the module docstring (the labelled rows only where the data exists already)."""
     sources = source_configs(cfg, data_cfg, where)
+    pretraining = [*cfg.pretrain_sources, *cfg.pretrain_val_sources] if cfg.pretrain.enabled else []
+    by_name = {s.name: s for s in data_cfg.sources}
+    unknown = [name for name in pretraining if name not in by_name]
+    if unknown:
+        raise ConfigError(f"{where}: pretrain.sources / val_sources {unknown} are not sources of {cfg.data}")
     if cfg.preset:
         return  # the procedural corpus is written by the chain's first step, with every split labelled
     val_rows = {}
-    for name, source in sources.items():
-        refs, root = _refs(source)
+    for name in dict.fromkeys([*sources, *pretraining]):
+        refs, root = _refs(by_name[name])
         val_rows[name] = any(r.split == "val" and labelled(r) for r in refs)
-        role = "target" if name == cfg.target else "source"
-        needed = SPLITS if cfg.score_split == "test" else ("train", "val")
-        for split in needed if name == cfg.target else ("train",):
-            if not any(r.split == split and labelled(r) for r in refs):
-                rows = "training" if split == "train" and role == "source" else split
-                raise ConfigError(f"{where}: {role} {name} ({root}) has no labelled {rows} rows")
-        domains = sorted({r.domain for r in refs})
-        if domains != [name]:
-            raise ConfigError(
-                f"{where}: {role} {name} ({root}) holds samples of domain {', '.join(domains)}: the GANs "
-                f"know a source by its domain; give its rows the domain {name} (a manifest's domain column)"
-            )
-    if cfg.pretrain.enabled and not any(val_rows.get(name) for name in cfg.pretrain_val_sources):
+        if name in sources:
+            _check_role(cfg, name, refs, root, where)
+    if cfg.pretrain.enabled and not any(val_rows[name] for name in cfg.pretrain_val_sources):
         raise ConfigError(
             f"{where}: the pre-training run chooses its checkpoint on labelled val rows of "
             f"{', '.join(cfg.pretrain_val_sources)}, and there are none: set pretrain.val_sources (e.g. "
             f"[{cfg.target}]) or pretrain.enabled: false"
+        )
+
+
+def _check_role(cfg: ChainConfig, name: str, refs: list[SampleRef], root: Path, where: str) -> None:
+    """The target's labelled splits, a source's labelled training rows, and each one's domain."""
+    role = "target" if name == cfg.target else "source"
+    needed = SPLITS if cfg.score_split == "test" else ("train", "val")
+    for split in needed if role == "target" else ("train",):
+        if not any(r.split == split and labelled(r) for r in refs):
+            rows = "training" if split == "train" and role == "source" else split
+            raise ConfigError(f"{where}: {role} {name} ({root}) has no labelled {rows} rows")
+    domains = sorted({r.domain for r in refs})
+    if domains != [name]:
+        raise ConfigError(
+            f"{where}: {role} {name} ({root}) holds samples of domain {', '.join(domains)}: the GANs "
+            f"know a source by its domain; give its rows the domain {name} (a manifest's domain column)"
         )

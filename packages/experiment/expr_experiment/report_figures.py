@@ -26,7 +26,8 @@ def plot_per_class(arms: dict[str, Any], path: Path) -> Path:
         values = [body["per_class_f1"][c] or 0.0 for c in CLASS_NAMES]
         ax.bar(x + (k - (len(arms) - 1) / 2) * width, values, width, label=ARM_LABELS[arm])
     ax.set_xticks(x, CLASS_NAMES, rotation=20)
-    ax.set_ylabel("validation F1 (mean over seeds)")
+    split = next(iter(arms.values())).get("split", "val")
+    ax.set_ylabel(f"{'test' if split == 'test' else 'validation'} F1 (mean over seeds)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -50,12 +50,13 @@ def frozen(module: nn.Module) -> Iterator[nn.Module]:
 
 
 class GanTrainer:
+    """G, D, G_ema, both optimizers (prepared by Accelerate), augmentation and LeCam state, and counters."""
+
     # What each kind of GAN logs, what its sample grids start from and how they are drawn: the trainer
     # class answers for its kind (stylegan2-ada picks its classes from the config the same way).
     METRICS: tuple[str, ...] = (
         "d_loss", "g_loss", "lecam", "d_class", "g_class", "real_logit_mean", "fake_logit_mean",
     )  # fmt: skip
-    """G, D, G_ema, both optimizers (prepared by Accelerate), augmentation and LeCam state, and counters."""
 
     def __init__(self, config: GanTrainConfig, accelerator: Accelerator, sampler: CellSampler) -> None:
         self.config, self.accelerator, self.sampler = config, accelerator, sampler

@@ -16,11 +16,14 @@ RAW_WEIGHTS = "train_model"  # a checkpoint's raw (optimised) weights when the E
 EMA_STEPS = "ema_steps"
 
 
-def build_ema(model: torch.nn.Module, decay: float) -> AveragedModel | None:
-    """The averaged copy of ``model`` (unwrapped), or None when ``decay`` is 0."""
+def build_ema(
+    model: torch.nn.Module, decay: float, device: torch.device | None = None
+) -> AveragedModel | None:
+    """The averaged copy of ``model`` (unwrapped) on ``device`` (where training runs: the model itself may
+    still be on the CPU, before ``accelerator.prepare``), or None when ``decay`` is 0."""
     if decay <= 0:
         return None
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    return AveragedModel(model, device=device, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def eval_model(model: torch.nn.Module, ema: AveragedModel | None) -> torch.nn.Module:

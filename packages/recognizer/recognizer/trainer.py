@@ -167,7 +167,7 @@ def setup(cfg: RecognizerConfig, run: RunDir, resume: bool, accelerator: Acceler
     init_from = cfg.train.init_from and not resume
     init_table = load_matching(model, resolve_path(cfg.train.init_from)) if init_from else None
     frozen = init_table["loaded_parts"] if init_table else []
-    ema = build_ema(model, cfg.optim.ema_decay)
+    ema = build_ema(model, cfg.optim.ema_decay, accelerator.device)
     if resume:
         # Skips a killed write's temp file; falls back to last.prev.pt if last.pt is unreadable (both logged).
         state, source = load_resume_checkpoint(run.last_checkpoint, tidy=main)
