@@ -21,7 +21,7 @@ from gan_aug.networks import build_networks
 from gan_aug.run_config import GanTrainConfig
 
 HEADER = ["sample_id", "frames", "audio", "label", "split", "subject", "domain"]
-FRAMES = [40, 6, 3, 0, 25, 30, 12, 33]  # real Aff-Wild2 frames per class: Neutral is the largest
+FRAMES = [40, 6, 3, 0, 25, 30, 12, 33]  # real Aff-Wild2 frames per class: Neutral the largest, no Fear
 CLIPS = [9, 2, 1, 0, 6, 7, 3, 8]
 
 
@@ -110,9 +110,10 @@ def test_truncation_redraws_large_entries() -> None:
 
 def test_fill_to_max_tops_up_to_the_largest_real_affwild2_class(checkpoint: Path, tmp_path: Path) -> None:
     faces = generate(checkpoint, tmp_path / "faces", fill_to_max=True)
-    assert faces.counts == {CLASS_NAMES[c]: 40 - n for c, n in enumerate(FRAMES) if n < 40}
+    assert faces.counts == {CLASS_NAMES[c]: 40 - n for c, n in enumerate(FRAMES) if 0 < n < 40}
+    assert "Fear" not in faces.counts  # a class the target never has is not invented
     clips = generate(checkpoint, tmp_path / "clips", fill_to_max=True, clip_len=2)  # clips count as clips
-    assert clips.counts == {CLASS_NAMES[c]: 9 - n for c, n in enumerate(CLIPS) if n < 9}
+    assert clips.counts == {CLASS_NAMES[c]: 9 - n for c, n in enumerate(CLIPS) if 0 < n < 9}
     assert len(_rows(tmp_path / "clips")) == sum(clips.counts.values())
 
 

@@ -82,7 +82,8 @@ def plan_counts(
     """Samples per class for exactly one of the three modes. ``fill_to_max`` tops every class up to the
     largest real training class of ``fill_domain`` (name, index in the GAN's table; the target, Aff-Wild2 by
     default), counted in frames for single faces and in cached clips for clips, so that one synthetic
-    sample stands for one real one (counts recorded in the checkpoint by training)."""
+    sample stands for one real one (counts recorded in the checkpoint by training). A class the target has
+    no sample of (SFEW's 7 classes have no Other) is not invented: ``--counts`` asks for one explicitly."""
     if sum(x is not None and x is not False for x in (per_class, counts, fill_to_max or None)) != 1:
         raise GenerateError("give exactly one of --per-class, --fill-to-max, --counts")
     if per_class is not None:
@@ -100,7 +101,7 @@ def plan_counts(
     if max(real) == 0:
         raise GenerateError(f"--fill-to-max: the checkpoint's training data has no {fill_domain[0]} frames")
     top = max(real)
-    return {c: top - n for c, n in enumerate(real) if top - n > 0}
+    return {c: top - n for c, n in enumerate(real) if 0 < n < top}
 
 
 def sample_generator(seed: int, label: int, number: int) -> torch.Generator:
