@@ -14,6 +14,7 @@ import gan_aug
 from expr_common.checkpoint import save_checkpoint
 from expr_common.data.manifest import read as read_manifest
 from expr_common.labels import CLASS_NAMES
+from expr_common.run_lock import LOCK_FILE
 from gan_aug.cli import main as cli_main
 from gan_aug.config import DiscriminatorConfig, GanModelConfig, GeneratorConfig, domain_index
 from gan_aug.generate import GenerateError, generate, latent_walk, truncated_normal
@@ -53,7 +54,9 @@ def _rows(out: Path) -> list[dict[str, str]]:
 
 
 def _tree(out: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    """Every output file's bytes; the run lock (owner and start time: bookkeeping) is no output."""
+    files = (p for p in sorted(out.rglob("*")) if p.is_file() and p.name != LOCK_FILE)
+    return {str(p.relative_to(out)): p.read_bytes() for p in files}
 
 
 def test_single_faces_layout_manifest_and_determinism(checkpoint: Path, tmp_path: Path) -> None:
