@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import machine  # noqa: E402
 
+from expr_common.data.roots import dataset_root  # noqa: E402
 from expr_common.labels import CLASS_NAMES, parse_label  # noqa: E402
 from expr_common.media import probe, read_audio, read_video  # noqa: E402
-from expr_common.synth.ondemand import dataset_root  # noqa: E402
 
 SR = 16000
 MEL = torchaudio.transforms.MelSpectrogram(SR, n_fft=400, hop_length=160, n_mels=64)

@@ -27,8 +27,8 @@ from expr_common.config import to_dict  # noqa: E402
 from expr_common.data.config import load_data_config  # noqa: E402
 from expr_common.data.dataset import CachedClips, collate, make_loader  # noqa: E402
 from expr_common.data.prepare import prepare  # noqa: E402
+from expr_common.data.roots import dataset_root  # noqa: E402
 from expr_common.paths import repo_root  # noqa: E402
-from expr_common.synth.ondemand import dataset_root  # noqa: E402
 
 PREPARE_BUDGET_S = 120.0
 PREPARE_BUDGET_MB = 4096.0

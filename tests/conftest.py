@@ -1,5 +1,6 @@
 """Shared fixtures: the tiny synthetic corpus, generated once per test session through the same
-on-demand path a fresh clone uses (``data/synthetic_tiny``), but under a temporary data root."""
+on-demand path a fresh clone's command lines use (``data/synthetic_tiny``), but under a temporary data
+root. The tests call library functions in-process, so they enable that path as the command lines do."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from expr_common.synth import ondemand
+
 os.environ.setdefault("EXPR_PROGRESS", "0")  # no progress bars in test logs
+ondemand.enable()
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +43,7 @@ def one_thread_seeded() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def tiny_corpus(data_dir):
-    from expr_common.synth.ondemand import dataset_root
+    from expr_common.data.roots import dataset_root
 
     return dataset_root("data/synthetic_tiny")
 

@@ -1,7 +1,8 @@
 """The floors of docs/design.md ("Packages and floors"), read from the code's own imports: ``expr_common``
 at the bottom, ``gan_aug`` and ``recognizer`` side by side on it (neither imports the other), the
-experiment above both; no import cycle between modules (imports inside functions count too), and no
-package file over 400 lines."""
+experiment above both; inside ``expr_common``, core <- data <- corpus, the corpus imported only by the
+commands that make it; report modules reach no trainer; no import cycle between modules (imports inside
+functions count too), and no package file over 400 lines."""
 
 from __future__ import annotations
 
@@ -26,6 +27,19 @@ MAY_IMPORT = {
     "expr_experiment": {"expr_common", "gan_aug", "recognizer"},
 }
 MAX_LINES = 400
+# Inside expr_common: core (labels, config, runs, atomic...) <- data (readers, cache, `expr-data`) <- corpus.
+COMMON_FLOORS = ("core", "data", "corpus")
+# The only modules outside the corpus that import it: the command lines, which make a missing procedural
+# corpus on first use (expr_common.synth.ondemand.enable), and `expr-data synth`.
+CORPUS_COMMANDS = {
+    "expr_common.cli",
+    "expr_common.commands.synth",
+    "gan_aug.cli",
+    "gan_aug.train",
+    "recognizer.cli",
+    "expr_experiment.cli",
+}
+TRAINERS = {"recognizer.trainer", "recognizer.ablate", "gan_aug.train", "gan_aug.trainer"}
 
 
 def _modules() -> dict[str, Path]:
@@ -107,7 +121,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_is_read():
     graph = _graph()
     # A module the experiment is known to import from each method package, and one inside gan_aug.fid.
-    assert "recognizer.ablate" in graph["expr_experiment.chain"]
+    assert "recognizer.ablation" in graph["expr_experiment.chain"]
     assert "gan_aug.grids" in graph["expr_experiment.layout"]
     assert "gan_aug.fid.report" in graph["gan_aug.fid.floor"]
     assert len(graph) > 100
@@ -123,6 +137,57 @@ def test_each_package_imports_only_the_floors_below(package):
         if target.split(".")[0] not in MAY_IMPORT[package] | {package}
     )
     assert not wrong, f"{package} reaches into a package it may not import: {wrong}"
+
+
+def _common_floor(module: str) -> str:
+    if module.startswith("expr_common.synth"):
+        return "corpus"
+    data = ("expr_common.data", "expr_common.commands", "expr_common.cli", "expr_common.__main__")
+    if module.startswith(data):
+        return "data"
+    return "core"
+
+
+def test_common_has_floors_inside():
+    wrong = sorted(
+        f"{module} -> {target}"
+        for module, targets in _graph().items()
+        if module.startswith("expr_common")
+        for target in targets
+        if COMMON_FLOORS.index(_common_floor(target)) > COMMON_FLOORS.index(_common_floor(module))
+        and module not in CORPUS_COMMANDS
+    )
+    assert not wrong, f"a floor of expr_common reaches up: {wrong}"
+    assert _common_floor("expr_common.labels") == "core" and _common_floor("expr_common.data.cache") == "data"
+
+
+def test_the_corpus_is_imported_only_by_the_commands_that_make_it():
+    users = {
+        module
+        for module, targets in _graph().items()
+        if not module.startswith("expr_common.synth")
+        for target in targets
+        if target.startswith("expr_common.synth")
+    }
+    assert users == CORPUS_COMMANDS  # equal: a command that stops making the corpus leaves this list too
+
+
+def _reach(graph: dict[str, set[str]], module: str) -> set[str]:
+    seen, todo = set(), [module]
+    while todo:
+        for target in graph[todo.pop()] - seen:
+            seen.add(target)
+            todo.append(target)
+    return seen
+
+
+def test_report_modules_reach_no_trainer():
+    graph = _graph()
+    reports = [m for m in graph if m.startswith("expr_experiment.report")]
+    assert "expr_experiment.report_sections" in reports
+    wrong = {m: sorted(_reach(graph, m) & TRAINERS) for m in reports if _reach(graph, m) & TRAINERS}
+    assert not wrong, f"writing a report must not be able to train: {wrong}"
+    assert "recognizer.trainer" in _reach(graph, "recognizer.ablate")  # the search does reach trainers
 
 
 def test_no_import_cycle():

@@ -11,6 +11,7 @@ import yaml
 
 from expr_common.paths import repo_root
 from recognizer import ablate as ablate_module
+from recognizer import ablation
 from recognizer.cli import main
 
 TINY = str(repo_root() / "configs" / "recognizer" / "tiny.yaml")
@@ -119,7 +120,7 @@ def test_changed_config_is_not_mixed_into_a_finished_ablation(ablated, cache_roo
 
 
 def test_cell_config_row_switches_win_over_user_overrides():
-    cfg = ablate_module.cell_config(TINY, ["model.visual.gcsa=true", "loss.kind=coarse_fine"], "base", "a", 4)
+    cfg = ablation.cell_config(TINY, ["model.visual.gcsa=true", "loss.kind=coarse_fine"], "base", "a", 4)
     assert (cfg.model.visual.gcsa, cfg.model.audio.gcsa, cfg.loss.kind) == (False, False, "ce")
     assert (cfg.model.modalities, cfg.train.seed) == ("a", 4)
     with pytest.raises(ValueError, match="unknown"):
@@ -133,9 +134,9 @@ def test_row_seeds_gather_every_seed_of_that_row(tmp_path):
 
     scores = {("base", 0): 0.2, ("gcsa_cf", 0): 0.3, ("gcsa_cf", 1): 0.5, ("gcsa_cf", 2): 0.7}
     for (row, seed), score in scores.items():
-        cell = ablate_module.cell_dir(tmp_path, row, "v", seed)
+        cell = ablation.cell_dir(tmp_path, row, "v", seed)
         cell.mkdir(parents=True)
-        config = to_dict(ablate_module.cell_config(TINY, [], row, "v", seed))
+        config = to_dict(ablation.cell_config(TINY, [], row, "v", seed))
         summary = {"config": config, "selection": {"val_macro_f1": score}, "best_val_macro_f1": score}
         (cell / "summary.json").write_text(json.dumps(summary))
     result = ablate_module.ablate(
@@ -145,7 +146,7 @@ def test_row_seeds_gather_every_seed_of_that_row(tmp_path):
     assert (full["n"], base["n"]) == (3, 1)
     assert full["mean"] == pytest.approx(0.5) and full["std"] == pytest.approx(0.2)
     assert base["mean"] == pytest.approx(0.2)
-    table = ablate_module.render_markdown(result)
+    table = ablation.render_markdown(result)
     assert "seeds 0..0 (Base), 0..2 (+ GCSA + CF)" in table
 
 

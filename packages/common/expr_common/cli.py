@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from expr_common import subcommands
+from expr_common.synth import ondemand
 
 SUBCOMMANDS: subcommands.Registry = {
     "synth": (
@@ -20,6 +21,7 @@ SUBCOMMANDS: subcommands.Registry = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    ondemand.enable()  # a command line makes a missing data/synthetic_<preset> corpus on first use
     return subcommands.main("expr-data", __doc__.splitlines()[0], SUBCOMMANDS, argv)
 
 

@@ -26,7 +26,7 @@ from expr_experiment.chain_data import check_chain_data, source_configs
 from expr_experiment.layout import BASELINE_ROW, PRETRAIN_TASK, ChainDir
 from expr_experiment.report import ablation_request, write_report
 from expr_experiment.tasks import Task, run_tasks, tool
-from recognizer.ablate import cell_config, write_ablation, write_cell_summary
+from recognizer.ablation import cell_config, write_ablation, write_cell_summary
 from recognizer.run_config import RecognizerConfig
 
 # Rough costs against one recognizer run, for the start order only (tasks.start_order): on the demo a GAN

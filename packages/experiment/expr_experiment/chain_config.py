@@ -11,7 +11,7 @@ from typing import Literal
 
 from expr_common.data.refs import SPLITS
 from expr_experiment.layout import ARMS, BASELINE_ROW
-from recognizer.ablate import ROWS
+from recognizer.ablation import ROWS
 
 
 @dataclass

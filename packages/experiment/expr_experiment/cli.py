@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from expr_common import subcommands
+from expr_common.synth import ondemand
 
 SUBCOMMANDS: subcommands.Registry = {
     "chain": (
@@ -26,6 +27,7 @@ SUBCOMMANDS: subcommands.Registry = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    ondemand.enable()  # a command line makes a missing data/synthetic_<preset> corpus on first use
     return subcommands.main("expr-experiment", __doc__.splitlines()[0], SUBCOMMANDS, argv)
 
 

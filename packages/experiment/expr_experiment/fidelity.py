@@ -39,13 +39,13 @@ from expr_common.data.config import PreprocessConfig, load_data_config
 from expr_common.data.dataset import CachedClips, make_loader, normalize_video
 from expr_common.data.faces import needs_detection
 from expr_common.data.frames import RefResult, process_ref
+from expr_common.data.prepare import prepare_cached
 from expr_common.errors import ExprError
 from expr_common.labels import UNLABELLED, parse_label
 from expr_common.logs import get_logger, progress
 from expr_common.metrics import plot_confusion
 from expr_common.paths import resolve_path
 from expr_common.prefetch import chunked, prefetched
-from expr_common.synth.ondemand import prepare_data
 from expr_experiment.edit_filter import check_keep_dir, keep_recognised
 from expr_experiment.fidelity_summary import Scored, fidelity_report
 from expr_experiment.layout import FIDELITY_JSON, REAL_CONFUSION, SYNTH_CONFUSION
@@ -117,7 +117,7 @@ def open_real(
         path, overrides = (
             (Path(real), []) if real is not None else (resolve_path(cfg.data), cfg.data_overrides)
         )
-        cache, origin = Path(prepare_data(load_data_config(path, overrides)).path), f"data config {path}"
+        cache, origin = Path(prepare_cached(load_data_config(path, overrides)).path), f"data config {path}"
     dataset = CachedClips(cache, split=split, source=sources, labelled_only=True)
     if len(dataset) == 0:
         raise FidelityError(f"{cache} has no labelled {split!r} windows from sources {sources or 'all'}")

@@ -10,7 +10,7 @@ from pathlib import Path
 from expr_common.runs import CONFIG_FILE, REPORT_FILE, RunDir
 from gan_aug.generate_edit import EDIT_REPORT
 from gan_aug.grids import sample_grids
-from recognizer.ablate import cell_dir
+from recognizer.ablation import cell_dir
 
 ARMS = ("baseline", "synthetic", "source_real")  # baseline = the + GCSA + CF, V+A ablation cell; + "edited"
 BASELINE_ROW = "gcsa_cf"  # the baseline arm is this ablation cell in the chain's modality (ChainDir.modality)

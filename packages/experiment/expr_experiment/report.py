@@ -34,7 +34,7 @@ from expr_experiment.report_tables import (
     pretrain_table,
     verdict,
 )
-from recognizer.ablate import ablation_table, render_markdown
+from recognizer.ablation import ablation_table, render_markdown
 from recognizer.outputs import ABLATION_JSON, SELECTION_FILE
 
 

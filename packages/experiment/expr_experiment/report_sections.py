@@ -16,7 +16,7 @@ from expr_common.labels import CLASS_NAMES
 from expr_experiment.chain_config import ChainConfig
 from expr_experiment.layout import ChainDir
 from expr_experiment.report_tables import ARM_LABELS, pretrain_lines, seed_row
-from recognizer.ablate import MODALITIES
+from recognizer.ablation import MODALITIES
 from recognizer.outputs import CONFUSION_FILE, FUSION_GRID_FILE
 
 SPLIT_NAMES = {"val": "Validation", "test": "Test"}

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from expr_common import subcommands
+from expr_common.synth import ondemand
 
 SUBCOMMANDS: subcommands.Registry = {
     "fid-weights": (
@@ -29,6 +30,7 @@ SUBCOMMANDS: subcommands.Registry = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    ondemand.enable()  # a command line makes a missing data/synthetic_<preset> corpus on first use
     return subcommands.main("gan-aug", "Class- and domain-conditional GAN augmentation", SUBCOMMANDS, argv)
 
 

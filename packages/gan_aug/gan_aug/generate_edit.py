@@ -17,6 +17,7 @@ the source's subject (its video), and its ``source_sample`` / ``source_class`` c
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +28,10 @@ from expr_common.atomic import write_json
 from expr_common.data import manifest as manifest_csv
 from expr_common.data.config import load_data_config
 from expr_common.data.dataset import CachedClips, normalize_video
+from expr_common.data.prepare import prepare_cached
 from expr_common.labels import CLASS_NAMES, parse_label
 from expr_common.logs import get_logger, progress
 from expr_common.paths import resolve_path
-from expr_common.synth.ondemand import prepare_data
 from gan_aug.edit_networks import edit_frames
 from gan_aug.generate import (
     GenerateError,
@@ -66,7 +67,7 @@ def source_windows(
     """The training windows of ``source`` in the cache of ``data`` (with ``--set``-style ``overrides``;
     prepared first if needed), and the positions of those that have frames, a label and, with
     ``classes``, one of those labels."""
-    cache = prepare_data(load_data_config(resolve_path(data), list(overrides))).path
+    cache = prepare_cached(load_data_config(resolve_path(data), list(overrides))).path
     clips = CachedClips(cache, split=TRAIN_SPLIT, source=source)
     kept = [
         i
@@ -125,9 +126,8 @@ def edit_clips(
     plan = {c: (0 if c in unsourced else n) for c, n in plan.items()}  # nothing of another class to edit
     if manifest.exists():  # only once the request is known to be valid
         _remove_listed(out, manifest)
-    device_ = next(G.parameters()).device
+    editor = _Editor(G, clips, picks, domains, out, source, seed)
     rows: list[dict[str, str]] = []
-    check = IdentityCheck()
     bar = progress(total=sum(plan.values()), desc="edit", unit="clip")
     for label, n in plan.items():
         others = np.asarray(kept)[labels != label]
@@ -138,40 +138,60 @@ def edit_clips(
         per_batch = max(1, batch_size // clip_len)
         for first in range(0, n, per_batch):
             numbers = range(first, min(n, first + per_batch))
-            draws = [sample_generator(seed, label, k) for k in numbers]
-            chosen = [int(others[int(torch.randint(len(others), (1,), generator=g))]) for g in draws]
-            x = torch.cat([normalize_video(clips[i]["video"][picks]) for i in chosen])
-            domain = [domains.index(clips.entries[i]["domain"]) for i in chosen for _ in picks]
-            c = torch.full((len(x),), label, device=device_)
-            with torch.no_grad():  # at the cache's frame size: outside the mask the real frame, untouched
-                edit = edit_frames(G, x.to(device_), c, torch.tensor(domain, device=device_))
-            images = to_uint8(edit.image)
-            for j, (number, i) in enumerate(zip(numbers, chosen)):
-                entry = clips.entries[i]
-                part = slice(j * clip_len, (j + 1) * clip_len)
-                check.add(
-                    entry["id"], entry["subject"], x[part], edit.image[part].cpu(), edit.mask[part].cpu()
-                )
-                sample_id = f"edit-{source}-s{seed}-{CLASS_NAMES[label].lower()}-{number:05d}"
-                relative = _write_sample(
-                    out, CLASS_NAMES[label], sample_id, images[j * clip_len : (j + 1) * clip_len]
-                )
-                rows.append({
-                    "sample_id": sample_id, "frames": relative, "audio": "", "label": CLASS_NAMES[label],
-                    "split": "train", "subject": entry["subject"], "domain": "synthetic",
-                    "source_sample": entry["id"], SOURCE_CLASS: CLASS_NAMES[entry["label"]],
-                })  # fmt: skip
+            rows += editor.batch(label, numbers, others)
             bar.update(len(numbers))
     bar.close()
     out.mkdir(parents=True, exist_ok=True)
     manifest_csv.write(manifest, rows, extra_columns=SOURCE_COLUMNS)
     sources = sorted({CLASS_NAMES[int(c)] for c in labels}, key=CLASS_NAMES.index)
-    report = {"clips": len(rows), "clip_len": clip_len, "source_classes": sources, **check.report()}
+    report = {"clips": len(rows), "clip_len": clip_len, "source_classes": sources, **editor.check.report()}
     if unsourced:  # --fill-to-max left them as they are: every source window is of that class already
         report["not_filled"] = [CLASS_NAMES[c] for c in unsourced]
         log.info("--fill-to-max: %s not filled (every source window is of that class)", report["not_filled"])
     write_json(out / EDIT_REPORT, report)
     return GenerateResult(out, manifest, {CLASS_NAMES[c]: n for c, n in plan.items()}, clip_len)
+
+
+@dataclass
+class _Editor:
+    """What the batches of one :func:`edit_clips` call share: the GAN, the source windows and the frames
+    picked of each, where the clips go, and the identity check they all feed."""
+
+    G: torch.nn.Module
+    clips: CachedClips
+    picks: list[int]
+    domains: list[str]
+    out: Path
+    source: str
+    seed: int
+    check: IdentityCheck = field(default_factory=lambda: IdentityCheck())
+
+    def batch(self, label: int, numbers: range, others: np.ndarray) -> list[dict[str, str]]:
+        """Edit clips ``numbers`` of class ``label``, each of the window of ``others`` its own generator
+        picks; write their frames and return their manifest rows."""
+        clips, picks, clip_len = self.clips, self.picks, len(self.picks)
+        draws = [sample_generator(self.seed, label, k) for k in numbers]
+        chosen = [int(others[int(torch.randint(len(others), (1,), generator=g))]) for g in draws]
+        x = torch.cat([normalize_video(clips[i]["video"][picks]) for i in chosen])
+        device = next(self.G.parameters()).device
+        domain = [self.domains.index(clips.entries[i]["domain"]) for i in chosen for _ in picks]
+        c = torch.full((len(x),), label, device=device)
+        with torch.no_grad():  # at the cache's frame size: outside the mask the real frame, untouched
+            edit = edit_frames(self.G, x.to(device), c, torch.tensor(domain, device=device))
+        images = to_uint8(edit.image)
+        rows = []
+        for j, (number, i) in enumerate(zip(numbers, chosen)):
+            entry, part = clips.entries[i], slice(j * clip_len, (j + 1) * clip_len)
+            edited, mask = edit.image[part].cpu(), edit.mask[part].cpu()
+            self.check.add(entry["id"], entry["subject"], x[part], edited, mask)
+            sample_id = f"edit-{self.source}-s{self.seed}-{CLASS_NAMES[label].lower()}-{number:05d}"
+            relative = _write_sample(self.out, CLASS_NAMES[label], sample_id, images[part])
+            rows.append({
+                "sample_id": sample_id, "frames": relative, "audio": "", "label": CLASS_NAMES[label],
+                "split": "train", "subject": entry["subject"], "domain": "synthetic",
+                "source_sample": entry["id"], SOURCE_CLASS: CLASS_NAMES[entry["label"]],
+            })  # fmt: skip
+        return rows
 
 
 class IdentityCheck:

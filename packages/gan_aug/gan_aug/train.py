@@ -28,6 +28,7 @@ from expr_common.accelerator import agree_on_run_dir, check_launch, end_run, mak
 from expr_common.checkpoint import check_fits, load_resume_checkpoint, save_checkpoint
 from expr_common.config import ConfigError, save_config
 from expr_common.data.config import load_data_config
+from expr_common.data.prepare import prepare_cached
 from expr_common.logs import get_logger, progress
 from expr_common.paths import resolve_path
 from expr_common.runs import (
@@ -39,7 +40,7 @@ from expr_common.runs import (
     truncate_metrics,
 )
 from expr_common.seeding import rng_state, seed_everything, set_rng_state
-from expr_common.synth.ondemand import prepare_data
+from expr_common.synth import ondemand
 from gan_aug.edit_trainer import EditTrainer
 from gan_aug.grids import save_real_grids
 from gan_aug.run_config import GanTrainConfig, load_train_config, stored_config
@@ -136,7 +137,7 @@ def open_session(
     out = agree_on_run_dir(acc, run_dir, COMMAND, resume=resume, overwrite=overwrite)
     seed_everything(loop.seed, loop.deterministic)
     data_config = load_data_config(resolve_path(config.data), config.data_overrides)
-    cache = prepare_data(data_config, acc)  # main process first; the others then reuse the cache
+    cache = prepare_cached(data_config, acc)  # main process first; the others then reuse the cache
     if resume:
         # Skips a killed write's temp file; falls back to last.prev.pt if last.pt is unreadable (both logged).
         state, source = load_resume_checkpoint(out.last_checkpoint, tidy=main)
@@ -281,6 +282,7 @@ def stop_note(args: argparse.Namespace) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    ondemand.enable()  # `accelerate launch .../train.py` is a command line too
     parser = argparse.ArgumentParser(prog="train.py", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return subcommands.run_module("gan-aug", "train", sys.modules[__name__], parser.parse_args(argv))

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from expr_common import subcommands
+from expr_common.synth import ondemand
 
 SUBCOMMANDS: subcommands.Registry = {
     "train": ("recognizer.train", "train the audio-visual recognizer"),
@@ -20,6 +21,7 @@ SUBCOMMANDS: subcommands.Registry = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    ondemand.enable()  # a command line makes a missing data/synthetic_<preset> corpus on first use
     return subcommands.main("recognizer", __doc__.splitlines()[0], SUBCOMMANDS, argv)
 
 

@@ -11,13 +11,13 @@ from expr_common.accelerator import make_accelerator
 from expr_common.atomic import write_json
 from expr_common.data.config import load_data_config
 from expr_common.data.dataset import CachedClips, make_loader
+from expr_common.data.prepare import prepare_cached
 from expr_common.errors import DataError
 from expr_common.metrics import plot_confusion
 from expr_common.outputs import OutputError, add_overwrite_argument
 from expr_common.paths import cli_path, resolve_path
 from expr_common.runs import RunDir, open_run_dir
 from expr_common.subcommands import positive_int
-from expr_common.synth.ondemand import prepare_data
 from recognizer.evaluation import (
     frames_from_windows,
     plot_grid,
@@ -46,7 +46,7 @@ def evaluate(
     data_path, overrides = (data, []) if data else (cfg.data, cfg.data_overrides)
     data_cfg = load_data_config(resolve_path(data_path), overrides)
     check_same_inputs(state, data_cfg.preprocess, f"checkpoint {checkpoint}", resolve_path(data_path))
-    cache = prepare_data(data_cfg, accelerator).path
+    cache = prepare_cached(data_cfg, accelerator).path
     dataset = CachedClips(cache, split=split, source=cfg.train.val_sources)
     if len(dataset) == 0:
         raise DataError(f"split {split!r} of {cache} has no samples from sources {cfg.train.val_sources}")

@@ -23,9 +23,9 @@ from expr_common.config import ConfigError
 from expr_common.data.config import DataConfig, SourceConfig, load_data_config
 from expr_common.data.dataset import CachedClips
 from expr_common.data.manifest import manifest_path
+from expr_common.data.prepare import prepare_cached
 from expr_common.labels import CLASS_NAMES, NUM_CLASSES
 from expr_common.paths import resolve_path
-from expr_common.synth.ondemand import prepare_data
 from recognizer.run_config import ExtraTrainData, RecognizerConfig
 
 
@@ -126,7 +126,7 @@ def open_extra(
     """Prepare (or reuse) an extra set's cache, open its labelled training samples and admit them under
     its policy against the main split's ``real_counts``: the one call the trainer makes per extra set."""
     config = extra_data_config(extra, main)
-    cache = Path(prepare_data(config, accelerator).path)
+    cache = Path(prepare_cached(config, accelerator).path)
     dataset = CachedClips(
         cache, split="train", source=extra.sources, labelled_only=True, train=True, augment=main.augment
     )

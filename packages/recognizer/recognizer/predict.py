@@ -53,9 +53,10 @@ def predict_tracks(
 
     from expr_common.data.config import load_data_config
     from expr_common.data.dataset import CachedClips, make_loader
+    from expr_common.data.prepare import prepare_cached
     from expr_common.data.readers import read_dataset
+    from expr_common.data.roots import dataset_root
     from expr_common.paths import resolve_path
-    from expr_common.synth.ondemand import dataset_root, prepare_data
     from recognizer.evaluation import frames_from_windows, predict_windows
     from recognizer.inference import load_model
 
@@ -79,7 +80,7 @@ def predict_tracks(
     if not refs:
         raise DataError(f"source {source!r} ({root}) has no {split} tracks with frames")
 
-    cache = prepare_data(data_cfg, accelerator).path
+    cache = prepare_cached(data_cfg, accelerator).path
     dataset = CachedClips(cache, split=split, source=source)
     if len(dataset) == 0:
         raise DataError(f"split {split!r} of {cache} has no samples from source {source!r}")

@@ -27,13 +27,13 @@ from expr_common.checkpoint import check_fits, load_checkpoint, load_resume_chec
 from expr_common.config import save_config, to_dict
 from expr_common.data.config import DataConfig, load_data_config
 from expr_common.data.dataset import CachedClips, make_loader, normalize_video
+from expr_common.data.prepare import prepare_cached
 from expr_common.errors import DataError
 from expr_common.logs import get_logger, progress
 from expr_common.metrics import plot_confusion
 from expr_common.paths import resolve_path
 from expr_common.runs import MetricsWriter, RunDir, read_metrics, truncate_metrics
 from expr_common.seeding import rng_state, seed_everything, set_rng_state
-from expr_common.synth.ondemand import prepare_data
 from recognizer.ema import build_ema, ema_checkpoint, eval_model, resume_weights
 from recognizer.evaluation import (
     frames_from_windows,
@@ -75,7 +75,7 @@ def load_data(cfg: RecognizerConfig, accelerator: Accelerator | None) -> DataBun
     """Prepare (or reuse) the caches and open the training and validation splits; extra training data
     joins under its per-class policy (recognizer/extra_data.py)."""
     data_cfg = load_data_config(resolve_path(cfg.data), cfg.data_overrides)
-    cache = Path(prepare_data(data_cfg, accelerator).path)
+    cache = Path(prepare_cached(data_cfg, accelerator).path)
     train = CachedClips(
         cache,
         split="train",

@@ -10,7 +10,6 @@ from expr_common.data.prepare import PrepareError, prepare
 from expr_common.data.prepare_parts import merge
 from expr_common.runs import add_override_argument
 from expr_common.subcommands import positive_int
-from expr_common.synth.ondemand import ensure_sources
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = ensure_sources(load_data_config(args.config, args.overrides))
+    config = load_data_config(args.config, args.overrides)
     if args.merge:
         summary = merge(config, args.out)
     else:

@@ -33,6 +33,7 @@ from expr_common.data.config import DataConfig, PreprocessConfig, config_hash
 from expr_common.data.faces import FaceStats, needs_detection
 from expr_common.data.frames import RefResult, process_ref
 from expr_common.data.refs import SampleRef
+from expr_common.data.roots import dataset_root
 from expr_common.errors import ExprError, MissingDataError
 from expr_common.labels import CLASS_NAMES, UNLABELLED
 from expr_common.logs import get_logger, progress
@@ -142,7 +143,7 @@ def prepare(
     cache of its own; :mod:`expr_common.data.prepare_parts` joins the n parts into ``out``)."""
     started = time.perf_counter()
     out = cache_dir(config, out_dir)
-    roots = {s.name: str(_existing_root(s.root)) for s in config.sources}
+    roots = {s.name: str(dataset_root(s.root)) for s in config.sources}
     digest = config_hash(config, roots)
     listing = _read(config, roots)
     inputs = inputs_hash(listing.refs)  # of the whole listing, also for a part: the parts must agree
@@ -258,15 +259,6 @@ def inputs_hash(refs: list[tuple[str, SampleRef]]) -> str:
         digest.update(json.dumps(row, default=str).encode("utf-8"))
         digest.update(b"\n")
     return digest.hexdigest()[:16]
-
-
-def _existing_root(path: str) -> Path:
-    """A configured dataset root; generating a missing synthetic corpus is the caller's business
-    (``expr_common.synth.ondemand.prepare_data``)."""
-    resolved = resolve_data_path(path)
-    if not resolved.exists():
-        raise MissingDataError(f"dataset root {resolved} does not exist (from {path!s})")
-    return resolved
 
 
 def _build(

@@ -20,10 +20,10 @@ from typing import Any
 
 from expr_common.data import dataset as cache
 from expr_common.data.config import DataConfig
+from expr_common.data.roots import dataset_root
 from expr_common.data.prepare import (
     PrepareError,
     PrepareSummary,
-    _existing_root,
     _index,
     _lock,
     _read,
@@ -69,7 +69,7 @@ def merge(config: DataConfig, out_dir: str | Path | None = None) -> PrepareSumma
     """Join the parts of ``config``'s cache into the cache (replacing an older one only once whole)."""
     started = time.perf_counter()
     out = cache_dir(config, out_dir)
-    roots = {s.name: str(_existing_root(s.root)) for s in config.sources}
+    roots = {s.name: str(dataset_root(s.root)) for s in config.sources}
     digest, listing = config_hash(config, roots), _read(config, roots)
     inputs = inputs_hash(listing.refs)
     parts = find_parts(out)

@@ -1,39 +1,39 @@
 """The procedural corpus on demand: a data config that points at a missing ``data/synthetic_<preset>/``
 gets that corpus generated first, so every ``tiny`` config runs on a fresh clone as it is.
 
-Callers (the command lines and trainers) ask for it before preparing data: :func:`prepare_data`. The data
-floor below (``expr_common.data``) only reads what is there and never generates anything.
+The command lines ask for it (:func:`enable`, called by each command's ``main``): it registers
+:func:`provide` with the data floor (``expr_common.data.roots``), which only reads and asks its providers
+when a root is missing. Library calls, which do not enable it, never generate a corpus.
 """
 
 from __future__ import annotations
 
 import fcntl
 from pathlib import Path
-from typing import Any
 
-from expr_common.data.config import DataConfig
-from expr_common.data.prepare import PrepareSummary, prepare_cached
+from expr_common.data.roots import add_root_provider
 from expr_common.errors import MissingDataError
 from expr_common.logs import get_logger
-from expr_common.paths import SYNTHETIC_PREFIX, resolve_data_path
+from expr_common.paths import SYNTHETIC_PREFIX
 from expr_common.synth.presets import PRESET_NAMES, preset
 
 log = get_logger("data")
 
 
-def dataset_root(path: str | Path) -> Path:
-    """Resolve a configured dataset root, generating it first when it belongs to a missing synthetic
-    preset (``data/synthetic_<preset>/...``)."""
-    resolved = resolve_data_path(path)
-    if resolved.exists():
-        return resolved
-    corpus = synthetic_corpus_of(resolved)
+def enable() -> None:
+    """Let this process's data loads generate a missing synthetic corpus (the command lines, the tests)."""
+    add_root_provider(provide)
+
+
+def provide(path: Path) -> bool:
+    """Generate the synthetic corpus the missing root ``path`` lies in (False: ``path`` is in none)."""
+    corpus = synthetic_corpus_of(path)
     if corpus is None:
-        raise MissingDataError(f"dataset root {resolved} does not exist (from {path!s})")
+        return False
     ensure_synthetic(corpus)
-    if not resolved.exists():
-        raise MissingDataError(f"{resolved} is not part of the synthetic corpus generated in {corpus}")
-    return resolved
+    if not path.exists():
+        raise MissingDataError(f"{path} is not part of the synthetic corpus generated in {corpus}")
+    return True
 
 
 def ensure_synthetic(corpus: Path, seed: int = 0) -> Path:
@@ -59,23 +59,3 @@ def synthetic_corpus_of(path: Path) -> Path | None:
         ):
             return folder
     return None
-
-
-def ensure_sources(config: DataConfig) -> DataConfig:
-    """Generate every missing synthetic corpus that ``config``'s sources point at; returns ``config``."""
-    for source in config.sources:
-        dataset_root(source.root)
-    return config
-
-
-def prepare_data(
-    config: DataConfig, accelerator: Any = None, out_dir: str | Path | None = None
-) -> PrepareSummary:
-    """:func:`~expr_common.data.prepare.prepare_cached` after :func:`ensure_sources`: what a trainer or a
-    command calls to get the cache of a data config."""
-    if accelerator is None:
-        ensure_sources(config)
-    else:
-        with accelerator.main_process_first():
-            ensure_sources(config)
-    return prepare_cached(config, accelerator, out_dir)
