@@ -23,6 +23,7 @@ from gan_aug.edit_networks import EditGenerator, edit_frames
 from gan_aug.edit_trainer import mask_smoothness, other_classes
 from gan_aug.networks import build_networks
 from gan_aug.run_config import load_train_config, stored_config
+from gan_aug.sampling import resize_faces
 from gan_aug.train import train
 
 TINY = repo_root() / "configs" / "gan_aug" / "tiny.yaml"
@@ -65,6 +66,27 @@ def test_frames_larger_than_the_editor_are_composed_at_their_own_size() -> None:
         G.mask.bias.fill_(0.0)  # at G's own size, edit_frames is G itself
         same = _faces(size=16)
         assert torch.equal(edit_frames(G, same, c, d).image, G(same, c, d))
+
+
+def test_a_grayscale_face_gets_a_grey_edit_and_a_colour_face_a_colour_one() -> None:
+    G = EditGenerator(EditConfig(width=8, res_blocks=1), 16, 8, 3).eval()
+    x, c, d = _faces(size=32), torch.tensor([1, 4, 6, 3]), torch.tensor([0, 1, 2, 2])
+    x[1:3] = x[1:3].mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)  # faces 1 and 2: grayscale as RGB
+    with torch.no_grad():
+        G.mask.bias.fill_(0.0)  # mask 0.5: half the colour map in every pixel
+        parts = edit_frames(G, x, c, d)
+    spread = (parts.image.amax(dim=1) - parts.image.amin(dim=1)).flatten(1).amax(dim=1)
+    assert spread[1] < 1e-6 and spread[2] < 1e-6  # grey in, grey out
+    assert spread[0] > 0.05 and spread[3] > 0.05  # colour faces keep a colour map of their own
+    colour = torch.tanh(G.colour(G.body(torch.cat([resize_faces(x, 16), _planes(c, d, 16)], dim=1))))
+    small = G(resize_faces(x, 16), c, d, parts=True).colour
+    assert torch.allclose(small[[0, 3]], colour[[0, 3]])  # unchanged where the face has colour
+    assert torch.allclose(small[1], colour[1].mean(dim=0).expand(3, -1, -1))  # the channels' mean
+
+
+def _planes(c: torch.Tensor, d: torch.Tensor, size: int) -> torch.Tensor:
+    label = torch.cat([torch.nn.functional.one_hot(c, 8), torch.nn.functional.one_hot(d, 3)], dim=1).float()
+    return label[:, :, None, None].expand(-1, -1, size, size)
 
 
 def test_an_untrained_editor_nearly_returns_its_input_and_the_target_matters() -> None:

@@ -8,8 +8,9 @@ where ``A`` is 0 the face's own pixels pass through untouched: its identity, bac
 motion stay, and only what the expression moves changes. The mask head starts biased towards 0
 (``EditConfig.mask_bias``), so an untrained G returns nearly its input. :func:`edit_frames` edits frames
 larger than G's resolution: G sees them downscaled, its mask and colour map are upscaled and composed with
-the full-size frames, so the editor's size bounds only the edit's detail, never the rest of the frame. No I/O
-here.
+the full-size frames, so the editor's size bounds only the edit's detail, never the rest of the frame. The
+colour map follows the input's channels: a grayscale face (stored as RGB) gets a grey colour map, so its
+edit stays grayscale. No I/O here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,20 @@ from torch import nn
 
 from gan_aug.config import check_labels
 from gan_aug.sampling import resize_faces
+
+GREY_TOLERANCE = 4 / 255  # in [-1, 1] units: two 8-bit levels between a pixel's channels still count as grey
+
+
+def greyscale(x: torch.Tensor) -> torch.Tensor:
+    """[B] True for each face of ``x`` [B, 3, H, W] whose every pixel has (nearly) equal channels."""
+    return (x.amax(dim=1) - x.amin(dim=1)).flatten(1).amax(dim=1) <= GREY_TOLERANCE
+
+
+def follow_channels(colour: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``colour`` [B, 3, H, W] as it is for colour faces of ``x``, its channels' mean on all three for
+    grayscale ones (without a data-dependent branch: the same graph for every batch)."""
+    grey = greyscale(x)[:, None, None, None]
+    return torch.where(grey, colour.mean(dim=1, keepdim=True).expand_as(colour), colour)
 
 
 class EditParts(NamedTuple):
@@ -93,7 +108,7 @@ class EditGenerator(nn.Module):
         label = torch.cat([F.one_hot(c, self.num_classes), F.one_hot(d, self.num_domains)], dim=1)
         planes = repeat(label.to(x.dtype), "b k -> b k h w", h=H, w=W)
         h = self.body(torch.cat([x, planes], dim=1))
-        colour, mask = torch.tanh(self.colour(h)), torch.sigmoid(self.mask(h))
+        colour, mask = follow_channels(torch.tanh(self.colour(h)), x), torch.sigmoid(self.mask(h))
         image = mask * colour + (1 - mask) * x
         return EditParts(image, mask, colour) if parts else image
 
