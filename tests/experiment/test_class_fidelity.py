@@ -29,7 +29,7 @@ from expr_experiment.layout import FIDELITY_JSON
 from expr_experiment.layout import REAL_CONFUSION as REAL_PNG
 from expr_experiment.layout import SYNTH_CONFUSION as SYNTH_PNG
 from gan_aug.config import DiscriminatorConfig, GanModelConfig, GeneratorConfig
-from gan_aug.generate import generate
+from gan_aug.generate import SampleRequest, generate
 from gan_aug.generate_edit import SOURCE_CLASS
 from gan_aug.networks import build_networks
 from gan_aug.run_config import GanTrainConfig
@@ -195,8 +195,9 @@ def test_fidelity_of_edits_counts_those_called_by_their_source_class(
 def test_fidelity_on_generated_faces_and_clips(
     recognizer_checkpoint: Path, gan_checkpoint: Path, tmp_path: Path
 ):
-    faces = generate(gan_checkpoint, tmp_path / "faces", counts="Fear=3,Disgust=2").out  # 32 px single faces
-    clips = generate(gan_checkpoint, tmp_path / "clips", counts="Anger=2", clip_len=6).out  # 6-frame clips
+    # 32 px single faces, and 6-frame clips
+    faces = generate(SampleRequest(gan_checkpoint, tmp_path / "faces", counts="Fear=3,Disgust=2")).out
+    clips = generate(SampleRequest(gan_checkpoint, tmp_path / "clips", counts="Anger=2", clip_len=6)).out
     pre = PreprocessConfig(frames=4, image_size=48)
 
     # Preprocessed as training prepares data: a face repeated K times, a clip sampled to K frames, 48 px.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from gan_aug.cli import main
 from gan_aug.fid import command as fid_command
 from gan_aug.fid.floor import floor_report, split_halves
 from gan_aug.fid.metrics import FidError
-from gan_aug.fid.report import report_with_features
+from gan_aug.fid.report import FidOptions, report_with_features
 from gan_aug.fid.sources import ImageItem, ImageReader, open_source
 
 TINY_DATA = repo_root() / "configs" / "data" / "synthetic_tiny.yaml"
@@ -133,10 +134,11 @@ def test_floor_report_below_noise_fid_on_tiny_corpus(tiny_cache: Path, tmp_path:
     real = open_source(tiny_cache, domain="affwild2")
     labels = [i.label for i in real.items if i.label >= 0]
     noise = _noise_manifest(tmp_path / "noise", labels)
-    options = {"per_class": True, "kid": True, "allow_small_n": True, "extractor": StandInExtractor()}
-    options |= {"kid_subsets": 20, "cache_dir": tmp_path / "cache"}
-    main_report, _, fake_features = report_with_features(real, noise, **options)
-    sections = floor_report(real, fake_features=fake_features, **options)
+    options = FidOptions(per_class=True, kid=True, allow_small_n=True, kid_subsets=20)
+    options = replace(options, cache_dir=tmp_path / "cache")
+    extractor = StandInExtractor()
+    main_report, _, fake_features = report_with_features(real, noise, options, extractor=extractor)
+    sections = floor_report(real, options, fake_features=fake_features, extractor=extractor)
     floor = sections["floor"]
 
     assert set(floor) == set(main_report)  # the same report, between the two halves
@@ -162,7 +164,7 @@ def test_floor_report_below_noise_fid_on_tiny_corpus(tiny_cache: Path, tmp_path:
     with pytest.raises(FidError, match="allow-small-n"):
         floor_report(real, extractor=StandInExtractor())
     # Why whole tracks matter: split by image, near-duplicate frames sit on both sides and the floor drops.
-    by_image = floor_report(real, by="image", **options)["floor"]
+    by_image = floor_report(real, options, by="image", extractor=extractor)["floor"]
     assert by_image["fid"] < floor["fid"] / 10 and any("near-duplicates" in w for w in by_image["warnings"])
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from expr_common.data import dataset as cache_format
 from expr_common.media import write_video
 from gan_aug.fid.features import Features
 from gan_aug.fid.metrics import FidError, fid_from_features, kid_from_features
-from gan_aug.fid.report import compute_report, per_class_fid
+from gan_aug.fid.report import FidOptions, compute_report, per_class_fid
 from gan_aug.fid.sources import ImageItem, ImageReader, open_source
 
 
@@ -94,34 +95,35 @@ def test_fid_small_n_refused_unless_allowed(tmp_path):
     real, fake = _folder(tmp_path / "real", 6, 0), _folder(tmp_path / "fake", 9, 1, mean=90)
     with pytest.raises(FidError, match="--allow-small-n"):
         compute_report(real, fake, extractor=CountingExtractor())
-    report = compute_report(real, fake, extractor=CountingExtractor(), allow_small_n=True, kid=True)
+    report = compute_report(real, fake, FidOptions(allow_small_n=True, kid=True), CountingExtractor())
     assert report["n"] == 6 and report["fake"]["available"] == 9  # equal N on both sides
     assert any("N=6" in w and "biased" in w for w in report["warnings"])
     assert report["fid"] > 0 and report["kid"]["subset_size"] == 6
     assert not any("--n" in w for w in report["warnings"])
-    asked = compute_report(real, fake, n=1000, extractor=CountingExtractor(), allow_small_n=True)
+    asked = compute_report(real, fake, FidOptions(n=1000, allow_small_n=True), CountingExtractor())
     assert asked["n"] == 6 and any("--n 1000" in w and "N = 6" in w for w in asked["warnings"])
 
 
 def test_fid_real_features_cached(tmp_path):
     real, fake = _folder(tmp_path / "real", 10, 0), _folder(tmp_path / "fake", 10, 1, mean=90)
     extractor = CountingExtractor()
-    options = {"extractor": extractor, "allow_small_n": True, "cache_dir": tmp_path / "cache"}
-    first = compute_report(real, fake, **options)
+    options = FidOptions(allow_small_n=True, cache_dir=tmp_path / "cache")
+    first = compute_report(real, fake, options, extractor)
     assert extractor.images_seen == 20 and first["real_features_cache"] == "miss"
-    second = compute_report(real, fake, **options)
+    second = compute_report(real, fake, options, extractor)
     assert extractor.images_seen == 30 and second["real_features_cache"] == "hit"  # only the fakes again
     assert second["fid"] == pytest.approx(first["fid"])
-    assert compute_report(real, fake, n=8, **options)["real_features_cache"] == "miss"  # N is in the key
+    with_n = compute_report(real, fake, replace(options, n=8), extractor)
+    assert with_n["real_features_cache"] == "miss"  # N is in the key
     touched = real / "003.png"
     os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
-    assert compute_report(real, fake, **options)["real_features_cache"] == "miss"  # data changed
+    assert compute_report(real, fake, options, extractor)["real_features_cache"] == "miss"  # data changed
 
 
 def test_fid_per_class_needs_labels(tmp_path):
     real, fake = _folder(tmp_path / "real", 4, 0), _folder(tmp_path / "fake", 4, 1)
     with pytest.raises(FidError, match="labels"):
-        compute_report(real, fake, per_class=True, allow_small_n=True, extractor=CountingExtractor())
+        compute_report(real, fake, FidOptions(per_class=True, allow_small_n=True), CountingExtractor())
 
 
 def _manifest(root: Path) -> Path:
@@ -150,10 +152,10 @@ def test_fid_manifest_source_lists_images_folders_and_video_frames(tmp_path):
     assert all(a.shape == (16, 16, 3) and a.dtype == np.uint8 for a in arrays)
     assert len(open_source(tmp_path, split="val").items) == 4
     assert len(open_source(tmp_path, domain="affwild2").items) == 4
-    options = {"per_class": True, "extractor": CountingExtractor()}
     with pytest.raises(FidError, match="allow-small-n"):
-        compute_report(tmp_path, tmp_path, **options)
-    per_class = compute_report(tmp_path, tmp_path, allow_small_n=True, **options)["per_class"]
+        compute_report(tmp_path, tmp_path, FidOptions(per_class=True), CountingExtractor())
+    options = FidOptions(per_class=True, allow_small_n=True)
+    per_class = compute_report(tmp_path, tmp_path, options, CountingExtractor())["per_class"]
     assert {k: c["n"] for k, c in per_class["classes"].items()} == {"Fear": 3, "Happiness": 4}
     assert "Anger" in per_class["skipped"]  # one image: no covariance
 

@@ -20,7 +20,7 @@ from pytorch_fid.inception import InceptionV3
 from gan_aug.cli import main
 from gan_aug.fid import weights as fid_weights
 from gan_aug.fid.features import FeatureExtractor
-from gan_aug.fid.report import compute_report
+from gan_aug.fid.report import FidOptions, compute_report
 from gan_aug.fid.weights import (
     WEIGHTS_FILE,
     FidWeightsError,
@@ -142,6 +142,7 @@ def test_fid_cli_end_to_end(weights, tmp_path):
     assert main(["fid", *common]) == 2  # N=8 without --allow-small-n: refused
     # The same images on both sides: FID ~ 0 (pytorch-fid's formula at N=8 leaves only numerical noise).
     real = tmp_path / "real"
-    same = compute_report(real, real, allow_small_n=True, weights=weights, cache_dir=tmp_path / "cache")
+    options = FidOptions(allow_small_n=True, cache_dir=tmp_path / "cache")
+    same = compute_report(real, real, options, FeatureExtractor(weights))
     assert same["real_features_cache"] == "hit"  # the CLI run's real features, reused
     assert abs(same["fid"]) < 1e-6 * report["fid"]

@@ -17,7 +17,8 @@ from expr_common.labels import CLASS_NAMES
 from expr_common.run_lock import LOCK_FILE
 from gan_aug.cli import main as cli_main
 from gan_aug.config import DiscriminatorConfig, GanModelConfig, GeneratorConfig, domain_index
-from gan_aug.generate import GenerateError, generate, latent_walk, truncated_normal
+from gan_aug.generate import GenerateError, SampleRequest, generate, latent_walk, truncated_normal
+from gan_aug.generate_edit import EditRequest
 from gan_aug.networks import build_networks
 from gan_aug.run_config import GanTrainConfig
 
@@ -60,7 +61,7 @@ def _tree(out: Path) -> dict[str, bytes]:
 
 
 def test_single_faces_layout_manifest_and_determinism(checkpoint: Path, tmp_path: Path) -> None:
-    result = generate(checkpoint, tmp_path / "a", counts="Fear=3,disgust=2", seed=1)
+    result = generate(SampleRequest(checkpoint, tmp_path / "a", counts="Fear=3,disgust=2", seed=1))
     assert result.counts == {"Disgust": 2, "Fear": 3}
     rows = _rows(tmp_path / "a")
     assert [r["label"] for r in rows] == ["Disgust"] * 2 + ["Fear"] * 3
@@ -75,8 +76,8 @@ def test_single_faces_layout_manifest_and_determinism(checkpoint: Path, tmp_path
         )
     assert len({r["sample_id"] for r in rows}) == 5
 
-    generate(checkpoint, tmp_path / "b", counts="Fear=3,Disgust=2", seed=1)
-    generate(checkpoint, tmp_path / "c", counts="Fear=3,Disgust=2", seed=2)
+    generate(SampleRequest(checkpoint, tmp_path / "b", counts="Fear=3,Disgust=2", seed=1))
+    generate(SampleRequest(checkpoint, tmp_path / "c", counts="Fear=3,Disgust=2", seed=2))
     a, b, c = _tree(tmp_path / "a"), _tree(tmp_path / "b"), _tree(tmp_path / "c")
     assert a == b  # same seed: the same bytes
     images = [k for k in a if k.endswith(".png")]
@@ -87,7 +88,7 @@ def test_single_faces_layout_manifest_and_determinism(checkpoint: Path, tmp_path
 
 
 def test_clips_have_k_frames_from_a_smooth_walk(checkpoint: Path, tmp_path: Path) -> None:
-    generate(checkpoint, tmp_path / "clips", per_class=1, clip_len=5, truncation=1.5, seed=0)
+    generate(SampleRequest(checkpoint, tmp_path / "clips", per_class=1, clip_len=5, truncation=1.5, seed=0))
     rows = _rows(tmp_path / "clips")
     assert [r["label"] for r in rows] == list(CLASS_NAMES)
     for row in rows:
@@ -112,10 +113,10 @@ def test_truncation_redraws_large_entries() -> None:
 
 
 def test_fill_to_max_tops_up_to_the_largest_real_affwild2_class(checkpoint: Path, tmp_path: Path) -> None:
-    faces = generate(checkpoint, tmp_path / "faces", fill_to_max=True)
+    faces = generate(SampleRequest(checkpoint, tmp_path / "faces", fill_to_max=True))
     assert faces.counts == {CLASS_NAMES[c]: 40 - n for c, n in enumerate(FRAMES) if 0 < n < 40}
     assert "Fear" not in faces.counts  # a class the target never has is not invented
-    clips = generate(checkpoint, tmp_path / "clips", fill_to_max=True, clip_len=2)  # clips count as clips
+    clips = generate(SampleRequest(checkpoint, tmp_path / "clips", fill_to_max=True, clip_len=2))  # as clips
     assert clips.counts == {CLASS_NAMES[c]: 9 - n for c, n in enumerate(CLIPS) if 0 < n < 9}
     assert len(_rows(tmp_path / "clips")) == sum(clips.counts.values())
 
@@ -140,7 +141,18 @@ def test_cli_counts_per_class_and_errors(checkpoint: Path, tmp_path: Path, capsy
     ]
     assert cli_main(bad) == 2 and "Joyful" in capsys.readouterr().err
     with pytest.raises(GenerateError, match="exactly one"):
-        generate(checkpoint, tmp_path / "x", per_class=1, fill_to_max=True)
+        generate(SampleRequest(checkpoint, tmp_path / "x", per_class=1, fill_to_max=True))
+
+
+def test_a_request_is_checked_when_it_is_made(tmp_path: Path) -> None:
+    with pytest.raises(GenerateError, match="--clip-len and --batch-size"):
+        SampleRequest("ck.pt", tmp_path, per_class=1, clip_len=0)
+    with pytest.raises(GenerateError, match="--clip-len and --batch-size"):
+        EditRequest("ck.pt", tmp_path, per_class=1, batch_size=0, data="data.yaml")
+    with pytest.raises(GenerateError, match="--mode edit needs --from"):
+        EditRequest("ck.pt", tmp_path, per_class=1)
+    request = EditRequest("ck.pt", tmp_path, counts="Fear=2", data="data.yaml", source_classes="Neutral")
+    assert request.clip_len == 1 and request.source == "affwild2" and request.data_overrides == ()
 
 
 def test_the_library_samples_what_generate_writes(checkpoint: Path, tmp_path: Path) -> None:
@@ -148,7 +160,7 @@ def test_the_library_samples_what_generate_writes(checkpoint: Path, tmp_path: Pa
     assert gan.kind == "sample" and "affwild2" in gan.domains
     faces = gan.sample("Fear", 3, seed=4)
     assert faces.shape == (3, 3, 32, 32) and faces.dtype == np.uint8
-    generate(checkpoint, tmp_path / "out", counts="Fear=3", seed=4)
+    generate(SampleRequest(checkpoint, tmp_path / "out", counts="Fear=3", seed=4))
     written = [np.asarray(Image.open(tmp_path / "out" / r["frames"])) for r in _rows(tmp_path / "out")]
     np.testing.assert_array_equal(
         faces, np.stack(written).transpose(0, 3, 1, 2)

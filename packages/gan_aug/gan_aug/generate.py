@@ -42,6 +42,49 @@ class GenerateError(ExprError, ValueError):
     """The request cannot be met as asked (bad counts, a checkpoint without class counts, an occupied DIR)."""
 
 
+@dataclass(frozen=True)
+class GenerateRequest:
+    """What ``gan-aug generate`` asks of a checkpoint in either mode: where the samples go, how many of each
+    class (one of ``per_class``, ``fill_to_max``, ``counts``) and how they are drawn. The command line builds
+    one from its flags; a script builds one directly."""
+
+    checkpoint: str | Path
+    out_dir: str | Path
+    per_class: int | None = None
+    fill_to_max: bool = False
+    counts: dict[int, int] | str | None = None  # {class index: n} or "Fear=500,Disgust=500"
+    clip_len: int = 1  # frames per sample (1 = single faces)
+    seed: int = 0
+    batch_size: int = 64  # images per forward pass
+    device: str | None = None  # default: cuda if available
+    overwrite: bool = False  # write into an out_dir that already holds a manifest
+
+    def __post_init__(self) -> None:
+        if self.clip_len < 1 or self.batch_size < 1:
+            sizes = f"{self.clip_len}, {self.batch_size}"
+            raise GenerateError(f"--clip-len and --batch-size must be >= 1, got {sizes}")
+
+    def planned(self, state: dict[str, Any], num_classes: int, domains: list, target: str) -> dict[int, int]:
+        """Samples per class index (:func:`plan_counts`) for a checkpoint's ``state``, its GAN's ``domains``
+        and ``target`` domain (the one ``fill_to_max`` tops up)."""
+        fill = (target, domains.index(target)) if target in domains else None
+        if self.fill_to_max and fill is None:
+            raise GenerateError(f"--fill-to-max: the GAN's training data has no {target} frames")
+        counts = parse_counts(self.counts) if isinstance(self.counts, str) else self.counts
+        return plan_counts(
+            state, num_classes, per_class=self.per_class, fill_to_max=self.fill_to_max, counts=counts,
+            clip_len=self.clip_len, **({"fill_domain": fill} if fill else {}),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SampleRequest(GenerateRequest):
+    """``--mode sample``: faces drawn from noise in the style of ``domain`` (default the GAN's target)."""
+
+    domain: str | None = None
+    truncation: float | None = None  # redraw latent entries with |z| > truncation
+
+
 @dataclass
 class GenerateResult:
     out: Path
@@ -214,42 +257,16 @@ def open_request(checkpoint, out_dir, kind: str, device: str | None, overwrite: 
     return out, manifest, G, state, config
 
 
-def generate(
-    checkpoint: str | Path,
-    out_dir: str | Path,
-    *,
-    domain: str | None = None,
-    per_class: int | None = None,
-    fill_to_max: bool = False,
-    counts: dict[int, int] | str | None = None,
-    clip_len: int = 1,
-    truncation: float | None = None,
-    seed: int = 0,
-    batch_size: int = 64,
-    device: str | None = None,
-    overwrite: bool = False,
-) -> GenerateResult:
-    """Write the samples and ``manifest.csv`` into ``out_dir`` in the style of ``domain`` (a name of the
-    GAN's domain table; default its target domain); returns what was written."""
-    if clip_len < 1:
-        raise GenerateError(f"--clip-len must be >= 1, got {clip_len}")
-    out, manifest, G, state, config = open_request(checkpoint, out_dir, "sample", device, overwrite)
-    domains, domain = config.model.domains, domain or config.target_domain
+def generate(request: SampleRequest) -> GenerateResult:
+    """Write the samples and ``manifest.csv`` into ``request.out_dir`` in the style of ``request.domain`` (a
+    name of the GAN's domain table; default its target domain); returns what was written."""
+    r = request
+    out, manifest, G, state, config = open_request(r.checkpoint, r.out_dir, "sample", r.device, r.overwrite)
+    domains, domain = config.model.domains, r.domain or config.target_domain
     if domain not in domains:
         raise GenerateError(f"--domain {domain}: this GAN was trained on the domains {', '.join(domains)}")
     d = domains.index(domain)
-    fill = (
-        (config.target_domain, domains.index(config.target_domain))
-        if config.target_domain in domains
-        else None
-    )
-    if fill_to_max and fill is None:
-        raise GenerateError(f"--fill-to-max: the GAN's training data has no {config.target_domain} frames")
-    parsed = parse_counts(counts) if isinstance(counts, str) else counts
-    plan = plan_counts(
-        state, G.num_classes, per_class=per_class, fill_to_max=fill_to_max, counts=parsed, clip_len=clip_len,
-        **({"fill_domain": fill} if fill else {}),
-    )  # fmt: skip
+    plan = r.planned(state, G.num_classes, domains, config.target_domain)
     if manifest.exists():  # only once the request is known to be valid
         _remove_listed(out, manifest)
     device_ = next(G.parameters()).device
@@ -257,22 +274,21 @@ def generate(
     bar = progress(total=sum(plan.values()), desc="generate", unit="sample")
     for label, n in plan.items():
         name = CLASS_NAMES[label]
-        per_batch = max(1, batch_size // clip_len)  # whole clips per forward pass
+        per_batch = max(1, r.batch_size // r.clip_len)  # whole clips per forward pass
         for first in range(0, n, per_batch):
             numbers = range(first, min(n, first + per_batch))
             z = []
             for number in numbers:
-                gen = sample_generator(seed, label, number)
-                z.append(
-                    latent_walk(truncated_normal((G.cfg.z_dim,), truncation, gen), clip_len, truncation, gen)
-                )
+                gen = sample_generator(r.seed, label, number)
+                base = truncated_normal((G.cfg.z_dim,), r.truncation, gen)
+                z.append(latent_walk(base, r.clip_len, r.truncation, gen))
             zs = torch.cat(z).to(device_)  # [samples * K, z_dim]
             y = torch.full((len(zs),), label, device=device_)
             with torch.no_grad():
                 images = to_uint8(G(zs, y, torch.full_like(y, d)))
             for j, number in enumerate(numbers):
-                sample_id = f"gan-{domain}-s{seed}-{name.lower()}-{number:05d}"
-                relative = _write_sample(out, name, sample_id, images[j * clip_len : (j + 1) * clip_len])
+                sample_id = f"gan-{domain}-s{r.seed}-{name.lower()}-{number:05d}"
+                relative = _write_sample(out, name, sample_id, images[j * r.clip_len : (j + 1) * r.clip_len])
                 rows.append(
                     {"sample_id": sample_id, "frames": relative, "audio": "", "label": name, "split": "train"}
                     | {"subject": sample_id, "domain": "synthetic"}
@@ -281,4 +297,4 @@ def generate(
     bar.close()
     out.mkdir(parents=True, exist_ok=True)
     manifest_csv.write(manifest, rows)
-    return GenerateResult(out, manifest, {CLASS_NAMES[c]: n for c, n in plan.items()}, clip_len)
+    return GenerateResult(out, manifest, {CLASS_NAMES[c]: n for c, n in plan.items()}, r.clip_len)

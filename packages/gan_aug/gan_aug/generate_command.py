@@ -8,8 +8,8 @@ from pathlib import Path
 
 from expr_common.paths import cli_path
 from expr_common.subcommands import positive_int
-from gan_aug.generate import GenerateError, generate
-from gan_aug.generate_edit import edit_clips
+from gan_aug.generate import GenerateError, SampleRequest, generate
+from gan_aug.generate_edit import EditRequest, edit_clips
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,37 +59,26 @@ def _given(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
             for n in names if getattr(args, n) not in (None, [])]  # fmt: skip
 
 
+def _common(args: argparse.Namespace) -> dict:
+    """The flags both modes share, as :class:`GenerateRequest` fields."""
+    return {
+        "checkpoint": args.checkpoint, "out_dir": args.out, "per_class": args.per_class,
+        "fill_to_max": args.fill_to_max, "counts": args.counts, "clip_len": args.clip_len, "seed": args.seed,
+        "batch_size": args.batch_size, "device": args.device, "overwrite": args.overwrite,
+    }  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
     wrong = _given(args, SAMPLE_ONLY if args.mode == "edit" else EDIT_ONLY)
     if wrong:
         raise GenerateError(f"{', '.join(wrong)}: not an option of --mode {args.mode}")
     if args.mode == "edit":
-        if args.data is None:
-            raise GenerateError("--mode edit needs --from DATA_CONFIG (whose training windows are edited)")
-        result = edit_clips(
-            args.checkpoint, args.out, data=args.data, data_overrides=args.data_overrides,
-            source=args.source or "affwild2",
-            source_classes=args.source_classes,
-            per_class=args.per_class, fill_to_max=args.fill_to_max, counts=args.counts,
-            clip_len=args.clip_len, seed=args.seed, batch_size=args.batch_size, device=args.device,
-            overwrite=args.overwrite,
-        )  # fmt: skip
+        edit = {"data": args.data, "data_overrides": tuple(args.data_overrides)}
+        edit |= {"source": args.source or "affwild2", "source_classes": args.source_classes}
+        result = edit_clips(EditRequest(**_common(args), **edit))
         print(f"edited {sum(result.counts.values())} clips into {result.out} (manifest {result.manifest})")
         return 0
-    result = generate(
-        args.checkpoint,
-        args.out,
-        domain=args.domain,
-        per_class=args.per_class,
-        fill_to_max=args.fill_to_max,
-        counts=args.counts,
-        clip_len=args.clip_len,
-        truncation=args.truncation,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        device=args.device,
-        overwrite=args.overwrite,
-    )
+    result = generate(SampleRequest(**_common(args), domain=args.domain, truncation=args.truncation))
     total = sum(result.counts.values())
     print(
         f"wrote {total} samples ({', '.join(f'{k} {v}' for k, v in result.counts.items())}) to {result.out}"

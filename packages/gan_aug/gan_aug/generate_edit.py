@@ -35,12 +35,11 @@ from expr_common.paths import resolve_path
 from gan_aug.edit_networks import edit_frames
 from gan_aug.generate import (
     GenerateError,
+    GenerateRequest,
     GenerateResult,
     _remove_listed,
     _write_sample,
     open_request,
-    parse_counts,
-    plan_counts,
     sample_generator,
     to_uint8,
 )
@@ -89,53 +88,49 @@ def frame_picks(available: int, clip_len: int) -> list[int]:
     return np.linspace(0, available - 1, clip_len).round().astype(int).tolist()
 
 
-def edit_clips(
-    checkpoint: str | Path,
-    out_dir: str | Path,
-    *,
-    data: str | Path,
-    data_overrides: Sequence[str] = (),
-    source: str = "affwild2",
-    source_classes: str | None = None,
-    per_class: int | None = None,
-    fill_to_max: bool = False,
-    counts: dict[int, int] | str | None = None,
-    clip_len: int = 8,
-    seed: int = 0,
-    batch_size: int = 64,
-    device: str | None = None,
-    overwrite: bool = False,
-) -> GenerateResult:
-    wanted = None if source_classes is None else parse_source_classes(source_classes)
-    out, manifest, G, state, config = open_request(checkpoint, out_dir, "edit", device, overwrite)
-    clips, kept = source_windows(data, source, wanted, data_overrides)
+@dataclass(frozen=True)
+class EditRequest(GenerateRequest):
+    """``--mode edit``: the training windows of ``source`` in the data config ``data`` (with ``--from-set``
+    style ``data_overrides``), optionally only those of ``source_classes``, edited into other classes."""
+
+    data: str | Path | None = None  # required: the data config whose windows are edited
+    data_overrides: tuple[str, ...] = ()
+    source: str = "affwild2"
+    source_classes: str | None = None  # "Neutral,Other": edit only windows of these classes
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.data is None:
+            raise GenerateError("--mode edit needs --from DATA_CONFIG (whose training windows are edited)")
+
+
+def edit_clips(request: EditRequest) -> GenerateResult:
+    """Write the edited clips, ``manifest.csv`` and ``edit_report.json`` into ``request.out_dir``."""
+    r, clip_len = request, request.clip_len
+    wanted = None if r.source_classes is None else parse_source_classes(r.source_classes)
+    out, manifest, G, state, config = open_request(r.checkpoint, r.out_dir, "edit", r.device, r.overwrite)
+    clips, kept = source_windows(r.data, r.source, wanted, r.data_overrides)
     domains = config.model.domains
-    target = config.target_domain
-    fill = {"fill_domain": (target, domains.index(target))} if target in domains else {}
-    if fill_to_max and not fill:
-        raise GenerateError(f"--fill-to-max: the GAN's training data has no {target} frames")
-    parsed = parse_counts(counts) if isinstance(counts, str) else counts
-    plan = plan_counts(state, G.num_classes, per_class=per_class, fill_to_max=fill_to_max, counts=parsed,
-                       clip_len=clip_len, **fill)  # fmt: skip
+    plan = r.planned(state, G.num_classes, domains, config.target_domain)
     unknown = sorted({clips.entries[i]["domain"] for i in kept} - set(domains))
     if unknown:
-        raise GenerateError(f"--from {data}: windows of domains {unknown} this GAN was not trained on")
+        raise GenerateError(f"--from {r.data}: windows of domains {unknown} this GAN was not trained on")
     picks = frame_picks(len(clips.entries[kept[0]]["frames"]), clip_len)
     labels = np.array([clips.entries[i]["label"] for i in kept])
-    unsourced = [c for c, n in plan.items() if n and not (labels != c).any()] if fill_to_max else []
+    unsourced = [c for c, n in plan.items() if n and not (labels != c).any()] if r.fill_to_max else []
     plan = {c: (0 if c in unsourced else n) for c, n in plan.items()}  # nothing of another class to edit
     if manifest.exists():  # only once the request is known to be valid
         _remove_listed(out, manifest)
-    editor = _Editor(G, clips, picks, domains, out, source, seed)
+    editor = _Editor(G, clips, picks, domains, out, r.source, r.seed)
     rows: list[dict[str, str]] = []
     bar = progress(total=sum(plan.values()), desc="edit", unit="clip")
     for label, n in plan.items():
         others = np.asarray(kept)[labels != label]
         if n and not len(others):
             raise GenerateError(
-                f"no {source} training window of another class than {CLASS_NAMES[label]} to edit"
+                f"no {r.source} training window of another class than {CLASS_NAMES[label]} to edit"
             )
-        per_batch = max(1, batch_size // clip_len)
+        per_batch = max(1, r.batch_size // clip_len)
         for first in range(0, n, per_batch):
             numbers = range(first, min(n, first + per_batch))
             rows += editor.batch(label, numbers, others)

@@ -16,7 +16,7 @@ from expr_common.subcommands import positive_int
 from gan_aug.fid.features import FeatureExtractor
 from gan_aug.fid.floor import FLOOR_UNITS, floor_report
 from gan_aug.fid.metrics import KID_SUBSET_SIZE, KID_SUBSETS, FidError
-from gan_aug.fid.report import MIN_FID_N, report_with_features
+from gan_aug.fid.report import MIN_FID_N, FidOptions, report_with_features
 from gan_aug.fid.sources import open_source
 
 log = get_logger("gan_aug.fid")
@@ -71,15 +71,18 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.out, flag="--out", overwrite=args.overwrite, inputs=(args.real, args.fake))
     real = open_source(args.real, args.real_split, args.real_domain)
     cache_dir = None if args.no_cache else (args.cache_dir or repo_root() / "runs" / "fid_cache")
-    options = {"n": args.n, "per_class": args.per_class, "kid": args.kid, "allow_small_n": args.allow_small_n}
-    options |= {"cache_dir": cache_dir, "seed": args.seed, "frechet": args.frechet}
-    options["extractor"] = FeatureExtractor(args.weights, args.device, args.batch_size)  # loaded once
+    options = FidOptions(
+        n=args.n, per_class=args.per_class, kid=args.kid, allow_small_n=args.allow_small_n,
+        cache_dir=cache_dir, seed=args.seed, frechet=args.frechet,
+    )  # fmt: skip
+    extractor = FeatureExtractor(args.weights, args.device, args.batch_size)  # loaded once
     report: dict[str, Any] = {}
     fake_features = None
     if args.fake is not None:
-        report, _, fake_features = report_with_features(real, args.fake, **options)
+        report, _, fake_features = report_with_features(real, args.fake, options, extractor=extractor)
     if args.floor:
-        report |= floor_report(real, by=args.floor_by, fake_features=fake_features, **options)
+        floor = {"by": args.floor_by, "fake_features": fake_features, "extractor": extractor}
+        report |= floor_report(real, options, **floor)
     for section, body in [("", report), *((f"{k}: ", report.get(k, {})) for k in ("floor", "vs_floor"))]:
         for warning in body.get("warnings", []):
             log.warning(section + warning)

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from expr_common.labels import CLASS_NAMES, NUM_CLASSES
-from gan_aug.fid.features import Features
-from gan_aug.fid.metrics import KID_SUBSET_SIZE, KID_SUBSETS, FidError, fid_from_features, kid_from_features
-from gan_aug.fid.report import MIN_FID_N, report_with_features, small_n_warning
+from gan_aug.fid.features import FeatureExtractor, Features
+from gan_aug.fid.metrics import FidError, fid_from_features, kid_from_features
+from gan_aug.fid.report import DEFAULT_OPTIONS, MIN_FID_N, FidOptions, report_with_features, small_n_warning
 from gan_aug.fid.sources import ImageItem, Source
 
 FLOOR_UNITS = ("auto", "subject", "video", "image")  # what stays whole on one side of the split
@@ -155,21 +155,23 @@ def split_halves(
 
 def floor_report(
     real: Source,
+    options: FidOptions = DEFAULT_OPTIONS,
     *,
     by: str = "auto",
     fake_features: Features | None = None,
-    **options: Any,
+    extractor: FeatureExtractor | None = None,
 ) -> dict[str, Any]:
     """``{"floor": report}`` with the report of :func:`gan_aug.fid.report.compute_report` for half A
     ("real") vs half B ("fake") of ``real`` and the split under ``settings.split``; with ``fake_features``
     (a main report's equal-N fake features) also ``vs_floor``: fake vs A and B vs A at one equal N."""
-    seed = options.get("seed", 0)
-    half_a, half_b, info = split_halves(real.items, by, seed)
+    half_a, half_b, info = split_halves(real.items, by, options.seed)
     sides = [
         Source(f"{real.name} [floor half {h}]", real.kind, half) for h, half in zip("AB", (half_a, half_b))
     ]
     descs = ("floor half A features", "floor half B features")
-    report, feats_a, feats_b = report_with_features(*sides, cache_fake=True, descs=descs, **options)
+    report, feats_a, feats_b = report_with_features(
+        *sides, options, extractor=extractor, cache_fake=True, descs=descs
+    )
     report["settings"]["split"] = {k: v for k, v in info.items() if k != "notes"}
     report["warnings"] = [*info["notes"], *report["warnings"]]
     sections: dict[str, Any] = {"floor": report}
@@ -178,10 +180,10 @@ def floor_report(
     return sections
 
 
-def _vs_floor(a: Features, b: Features, fake: Features, options: dict[str, Any]) -> dict[str, Any]:
+def _vs_floor(a: Features, b: Features, fake: Features, options: FidOptions) -> dict[str, Any]:
     """FID (and KID) of the fake set and of half B, both against half A, at N = the smallest of the three:
     the one comparison of synthetic data with the floor that FID's N-dependent bias leaves fair."""
-    seed, frechet = options.get("seed", 0), options.get("frechet", "eigen")
+    seed, frechet = options.seed, options.frechet
     n = min(len(a), len(b), len(fake))
     rng = np.random.default_rng(seed + 2)
     a_, b_, f_ = (x.features[np.sort(rng.choice(len(x), n, replace=False))] for x in (a, b, fake))
@@ -191,8 +193,8 @@ def _vs_floor(a: Features, b: Features, fake: Features, options: dict[str, Any])
         "reference": "floor half A",
         "fid": {"fake": fid_fake, "floor": fid_floor, "above_floor": fid_fake - fid_floor},
     }
-    if options.get("kid"):
-        kid = (options.get("kid_subsets", KID_SUBSETS), options.get("kid_subset_size", KID_SUBSET_SIZE), seed)
+    if options.kid:
+        kid = (options.kid_subsets, options.kid_subset_size, seed)
         out["kid"] = {"fake": kid_from_features(a_, f_, *kid), "floor": kid_from_features(a_, b_, *kid)}
     out["warnings"] = [small_n_warning(n)] if n < MIN_FID_N else []
     return out

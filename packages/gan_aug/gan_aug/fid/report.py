@@ -10,6 +10,7 @@ images (:mod:`gan_aug.fid.sources`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,29 @@ from gan_aug.fid.metrics import KID_SUBSET_SIZE, KID_SUBSETS, FidError, fid_from
 from gan_aug.fid.sources import ImageItem, Source, open_source, subsample
 
 MIN_FID_N = 2048  # below the feature dimension the covariance is singular and FID's bias is large
+
+
+@dataclass(frozen=True)
+class FidOptions:
+    """How a report is computed (``gan-aug fid``'s flags): N, the extra metrics, the real features' cache,
+    the seed of the equal-N subsamples and the Fréchet distance's method."""
+
+    n: int | None = None  # images per side (None: the smaller side's count)
+    per_class: bool = False  # intra-FID per class (needs labels on both sides)
+    kid: bool = False
+    allow_small_n: bool = False  # compute N < MIN_FID_N anyway (the report carries a warning)
+    cache_dir: str | Path | None = None  # real features cached here (None: no cache)
+    seed: int = 0
+    kid_subsets: int = KID_SUBSETS
+    kid_subset_size: int = KID_SUBSET_SIZE
+    frechet: str = "eigen"  # the matrix square root: "eigen" or pytorch-fid's "scipy"
+
+    def __post_init__(self) -> None:
+        if self.n is not None and self.n < 2:
+            raise FidError(f"--n {self.n}: FID needs at least 2 images per side")
+
+
+DEFAULT_OPTIONS = FidOptions()
 
 
 def small_n_warning(n: int) -> str:
@@ -53,83 +77,74 @@ def per_class_fid(real: Features, fake: Features, seed: int = 0, method: str = "
 
 
 def compute_report(
-    real_src: str | Path | Source, fake_src: str | Path | Source, **options: Any
+    real_src: str | Path | Source,
+    fake_src: str | Path | Source,
+    options: FidOptions = DEFAULT_OPTIONS,
+    extractor: FeatureExtractor | None = None,
 ) -> dict[str, Any]:
     """FID (and per-class FID, KID) of ``fake_src`` against ``real_src`` at equal N =
-    ``min(n, |real|, |fake|)``; real features cached under ``cache_dir`` (None: no cache). The options are
-    those of :func:`report_with_features`."""
-    return report_with_features(real_src, fake_src, **options)[0]
+    ``min(options.n, |real|, |fake|)``, with ``extractor`` (default: pytorch-fid's InceptionV3 from the
+    local weights)."""
+    return report_with_features(real_src, fake_src, options, extractor=extractor)[0]
 
 
 def report_with_features(
     real_src: str | Path | Source,
     fake_src: str | Path | Source,
+    options: FidOptions = DEFAULT_OPTIONS,
     *,
-    n: int | None = None,
-    per_class: bool = False,
-    kid: bool = False,
-    allow_small_n: bool = False,
     extractor: FeatureExtractor | None = None,
-    weights: str | Path | None = None,
-    device: str | None = None,
-    batch_size: int = 50,
-    cache_dir: str | Path | None = None,
-    seed: int = 0,
-    kid_subsets: int = KID_SUBSETS,
-    kid_subset_size: int = KID_SUBSET_SIZE,
-    frechet: str = "eigen",
     cache_fake: bool = False,
     descs: tuple[str, str] = ("real features", "fake features"),
 ) -> tuple[dict[str, Any], Features, Features]:
     """The report of :func:`compute_report`, and the (subsampled, equal-N) real and fake features it was
     computed from. ``cache_fake`` caches the fake side's features as well (for the real-vs-real floor, whose
     two sides are both real data); ``descs`` label the two progress bars."""
+    o = options
     real = real_src if isinstance(real_src, Source) else open_source(real_src)
     fake = fake_src if isinstance(fake_src, Source) else open_source(fake_src)
-    if per_class:
+    if o.per_class:
         unlabelled = [s.name for s in (real, fake) if not s.labelled]
         if unlabelled:
             raise FidError(f"--per-class needs labels on both sides; none in {', '.join(unlabelled)} "
                            "(image folders carry no labels: use a manifest or a prepared cache)")  # fmt: skip
-    if n is not None and n < 2:
-        raise FidError(f"--n {n}: FID needs at least 2 images per side")
-    size = min(n or len(real.items), len(real.items), len(fake.items))
+    size = min(o.n or len(real.items), len(real.items), len(fake.items))
     notes: list[str] = []
-    if n is not None and size < n:  # --n asked for more than one side holds: say so, in the report too
-        notes.append(f"--n {n} asked for more images than there are: N = {size} (real {len(real.items)}, "
+    if o.n is not None and size < o.n:  # --n asked for more than one side holds: say so, in the report too
+        notes.append(f"--n {o.n} asked for more images than there are: N = {size} (real {len(real.items)}, "
                      f"fake {len(fake.items)})")  # fmt: skip
     if size < MIN_FID_N:
-        if not allow_small_n:
+        if not o.allow_small_n:
             raise FidError(
                 f"FID with N={size} (< {MIN_FID_N}) is refused: {small_n_warning(size)} Use more images, "
                 f"or pass --allow-small-n to compute it anyway (the report then carries this warning)."
             )
         notes.append(small_n_warning(size))
-    real_items, fake_items = subsample(real.items, size, seed), subsample(fake.items, size, seed + 1)
-    if per_class:  # checked before the (slow) extraction: labels are known from the listing
+    real_items, fake_items = subsample(real.items, size, o.seed), subsample(fake.items, size, o.seed + 1)
+    if o.per_class:  # checked before the (slow) extraction: labels are known from the listing
         small = _small_classes(real_items, fake_items)
-        if small and not allow_small_n:
+        if small and not o.allow_small_n:
             raise FidError(f"per-class FID with N < {MIN_FID_N} in {small} is refused: pass --allow-small-n")
         if small:
             notes.append(f"per-class N < {MIN_FID_N} ({small}): " + small_n_warning(min(small.values())))
-    extractor = extractor or FeatureExtractor(weights, device, batch_size)
-    real_feats, hit = source_features(real_items, extractor, cache_dir, descs[0])
-    fake_feats, _ = source_features(fake_items, extractor, cache_dir if cache_fake else None, descs[1])
+    extractor = extractor or FeatureExtractor()
+    real_feats, hit = source_features(real_items, extractor, o.cache_dir, descs[0])
+    fake_feats, _ = source_features(fake_items, extractor, o.cache_dir if cache_fake else None, descs[1])
     report: dict[str, Any] = {
         "n": size,
-        "fid": fid_from_features(real_feats.features, fake_feats.features, frechet),
+        "fid": fid_from_features(real_feats.features, fake_feats.features, o.frechet),
         "real": _side(real, size),
         "fake": _side(fake, size),
-        "real_features_cache": "off" if cache_dir is None else ("hit" if hit else "miss"),
+        "real_features_cache": "off" if o.cache_dir is None else ("hit" if hit else "miss"),
         "settings": {"resize": RESIZE, "mode": "bilinear", "weights": str(extractor.weights)}
-        | {"extractor": extractor.fingerprint, "seed": seed, "frechet": frechet},
+        | {"extractor": extractor.fingerprint, "seed": o.seed, "frechet": o.frechet},
     }
-    if kid:
+    if o.kid:
         report["kid"] = kid_from_features(
-            real_feats.features, fake_feats.features, kid_subsets, kid_subset_size, seed
+            real_feats.features, fake_feats.features, o.kid_subsets, o.kid_subset_size, o.seed
         )
-    if per_class:
-        report["per_class"] = per_class_fid(real_feats, fake_feats, seed, frechet)
+    if o.per_class:
+        report["per_class"] = per_class_fid(real_feats, fake_feats, o.seed, o.frechet)
     for side in (real, fake):
         if side.skipped:
             count = sum(side.skipped.values())
