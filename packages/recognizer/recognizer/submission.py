@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from expr_common.data.affwild2 import TEST_LIST, crop_index, video_stem
@@ -80,21 +81,40 @@ def validate_submission(
     leaves frames past the last crop, and the challenge wants a line for every frame). A submission or test
     list that cannot be read as UTF-8 text raises :class:`SubmissionError` naming it."""
     path, videos, cropped = Path(path), Path(videos), Path(cropped)
-    video_dir = None if video_dir is None else Path(video_dir)
-    problems: list[str] = []
     listed = read_video_list(videos)
     list_line = {name: number for number, name in enumerate(listed, start=1)}  # one name per line
-    text = _read_text(path, "submission")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":  # the newline that ends the last line
-        lines.pop()
-    lines = [line.rstrip("\r") for line in lines]  # CRLF files are still one frame per line
+    lines = _submission_lines(path)
     if not lines:
         return [f"{path}:1: expected the header {SUBMISSION_HEADER!r}, found an empty file"]
+    problems: list[str] = []
     start = 1
     if lines[0] != SUBMISSION_HEADER:
         problems.append(f"{path}:1: expected the header {SUBMISSION_HEADER!r}, found {lines[0][:120]!r}")
         start = 0 if _LINE.match(lines[0]) else 1  # a missing header: still check line 1 as a frame
+    last = _check_lines(path, lines, start, list_line, videos, problems)
+    video_dir = None if video_dir is None else Path(video_dir)
+    where = _Listing(path, videos, list_line, len(lines) + 1, cropped, video_dir)
+    for video in listed:
+        _check_video(where, video, last.get(video), problems)
+    if len(problems) > limit:
+        problems = [*problems[:limit], f"... and {len(problems) - limit} more problems"]
+    return problems
+
+
+def _submission_lines(path: Path) -> list[str]:
+    """The submission's lines, without the newline that ends the last one and without CRs (CRLF files are
+    still one frame per line)."""
+    lines = _read_text(path, "submission").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
+
+
+def _check_lines(
+    path: Path, lines: list[str], start: int, list_line: dict[str, int], videos: Path, problems: list[str]
+) -> dict[str, tuple[int, int]]:
+    """Check every frame line from ``start`` (appending to ``problems``); returns, per video, the highest
+    frame its lines reach and the line of it."""
     seen: dict[tuple[str, int], int] = {}  # (video, frame) -> line
     last: dict[str, tuple[int, int]] = {}  # video -> (highest frame so far, its line)
     for number, line in enumerate(lines[start:], start=start + 1):
@@ -127,40 +147,46 @@ def validate_submission(
                 f"found {video}/{frame:05d}.jpg"
             )
         last[video] = (max(frame, expected - 1), number)
-    end = len(lines) + 1  # where a missing video's lines would have to go
-    for video in listed:
-        crops = crop_index(cropped / video)
-        if crops is None:
-            problems.append(
-                f"{videos}:{list_line[video]}: video {video} has no crop folder {cropped / video}"
-            )
-            continue
-        # N is the highest crop number: a frame whose face was not detected has no crop but the challenge
-        # still asks for a line for it, and every frame that has a crop must have its line, so a file
-        # that stops before the last crop is incomplete however many crops are missing before it. With
-        # the videos, their own frame count (a face lost before the video ends) is accepted as well.
-        highest_crop = max(crops, default=0)
-        allowed = [highest_crop]
-        why = f"{len(crops)} crops in {cropped / video}, the last numbered {highest_crop}"
-        frames = video_frame_count(video_dir, video)
-        if frames and frames > highest_crop:
-            allowed.append(frames)
-            why += f", {frames} frames in its video"
-        rule = " or ".join(str(n) for n in allowed)
-        if video not in last:
-            problems.append(
-                f"{path}:{end}: no lines for video {video} (listed at {videos}:{list_line[video]}); "
-                f"expected frames 1..{rule} ({why})"
-            )
-            continue
-        highest, line = last[video]
-        if highest not in allowed:
-            problems.append(
-                f"{path}:{line}: video {video} has frames 1..{highest}; expected 1..{rule} ({why})"
-            )
-    if len(problems) > limit:
-        problems = [*problems[:limit], f"... and {len(problems) - limit} more problems"]
-    return problems
+    return last
+
+
+@dataclass(frozen=True)
+class _Listing:
+    path: Path  # the submission
+    videos: Path  # the test list
+    list_line: dict[str, int]  # video -> its line in the test list
+    end: int  # the line after the submission's last: where a missing video's lines would go
+    cropped: Path  # the crops' folder, a folder per video
+    video_dir: Path | None  # the videos (their frame counts), if given
+
+
+def _check_video(where: _Listing, video: str, last: tuple[int, int] | None, problems: list[str]) -> None:
+    """Does the submission cover the listed ``video`` (``last``: its highest frame and line, None: no
+    line)? N is the highest crop number: a frame whose face was not detected has no crop but the challenge
+    still asks for a line for it, and every frame that has a crop must have its line, so a file that stops
+    before the last crop is incomplete however many crops are missing before it. With the videos, their own
+    frame count (a face lost before the video ends) is accepted as well."""
+    path, listed_at, cropped = where.path, f"{where.videos}:{where.list_line[video]}", where.cropped
+    crops = crop_index(cropped / video)
+    if crops is None:
+        problems.append(f"{listed_at}: video {video} has no crop folder {cropped / video}")
+        return
+    highest_crop = max(crops, default=0)
+    allowed = [highest_crop]
+    why = f"{len(crops)} crops in {cropped / video}, the last numbered {highest_crop}"
+    frames = video_frame_count(where.video_dir, video)
+    if frames and frames > highest_crop:
+        allowed.append(frames)
+        why += f", {frames} frames in its video"
+    rule = " or ".join(str(n) for n in allowed)
+    if last is None:
+        problems.append(
+            f"{path}:{where.end}: no lines for video {video} (listed at {listed_at}); "
+            f"expected frames 1..{rule} ({why})"
+        )
+    elif last[0] not in allowed:
+        highest, line = last
+        problems.append(f"{path}:{line}: video {video} has frames 1..{highest}; expected 1..{rule} ({why})")
 
 
 def count_submission(path: str | Path) -> tuple[int, int]:
