@@ -42,8 +42,8 @@ from expr_common.paths import repo_root, resolve_path  # noqa: E402
 from gan_aug.config import DOMAINS  # noqa: E402
 from gan_aug.run_config import load_train_config  # noqa: E402
 from gan_aug.sampling import CellSampler, FrameTable  # noqa: E402
-from gan_aug.train import training_step  # noqa: E402
 from gan_aug.trainer import GanTrainer  # noqa: E402
+from gan_aug.training import training_step  # noqa: E402
 from recognizer.losses import build_loss, recognizer_loss  # noqa: E402
 from recognizer.optim import build_optimizer  # noqa: E402
 from recognizer.run_config import load_recognizer_config  # noqa: E402
@@ -153,7 +153,7 @@ def gan_case(name: str, path: str, accelerator: Accelerator, steps: int, batch: 
     }
     loader = itertools.repeat(real)
 
-    def step() -> None:  # the trainer's step (gan_aug/train.py)
+    def step() -> None:  # the trainer's step (gan_aug/training.py)
         assert training_step(trainer, loader, config) is not None
         trainer.step += 1
 

@@ -39,7 +39,7 @@ CORPUS_COMMANDS = {
     "recognizer.cli",
     "expr_experiment.cli",
 }
-TRAINERS = {"recognizer.trainer", "recognizer.ablate", "gan_aug.train", "gan_aug.trainer"}
+TRAINERS = {"recognizer.trainer", "recognizer.ablate", "gan_aug.train", "gan_aug.training", "gan_aug.trainer"}
 
 
 def _modules() -> dict[str, Path]:

@@ -24,7 +24,7 @@ from gan_aug.edit_trainer import mask_smoothness, other_classes
 from gan_aug.networks import build_networks
 from gan_aug.run_config import load_train_config, stored_config
 from gan_aug.sampling import resize_faces
-from gan_aug.train import train
+from gan_aug.training import train
 
 TINY = repo_root() / "configs" / "gan_aug" / "tiny.yaml"
 EDIT = ["model.kind=edit", "model.edit.width=8", "model.edit.res_blocks=1"]

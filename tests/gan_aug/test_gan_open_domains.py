@@ -17,7 +17,7 @@ from expr_common.paths import repo_root
 from gan_aug.cli import main as gan_main
 from gan_aug.config import DOMAINS, domain_table
 from gan_aug.run_config import load_train_config, stored_config
-from gan_aug.train import train
+from gan_aug.training import train
 
 TINY_GAN = repo_root() / "configs" / "gan_aug" / "tiny.yaml"
 TINY_DATA = repo_root() / "configs" / "data" / "synthetic_tiny.yaml"

@@ -17,8 +17,8 @@ from gan_aug import trainer as trainer_module
 from gan_aug.config import DOMAINS
 from gan_aug.run_config import GanTrainConfig, load_train_config
 from gan_aug.train import main as train_main
-from gan_aug.train import train
 from gan_aug.trainer import FidUnavailableError, NonFiniteError
+from gan_aug.training import train
 
 TINY = repo_root() / "configs" / "gan_aug" / "tiny.yaml"
 VOLATILE = {"images_per_s"}  # wall-clock figures differ between any two runs

@@ -20,7 +20,7 @@ from expr_common.runs import RunDir, read_metrics
 def main(cache: Path, out: Path) -> dict:
     import recognizer.trainer as trainer
     from gan_aug.run_config import load_train_config
-    from gan_aug.train import train as train_gan
+    from gan_aug.training import train as train_gan
     from recognizer.run_config import load_recognizer_config
 
     accelerator = Accelerator(cpu=True, mixed_precision="bf16")
@@ -46,8 +46,8 @@ def main(cache: Path, out: Path) -> dict:
     run = RunDir(out / "recognizer")
     trainer.train(cfg, run, accelerator=accelerator)
 
-    import gan_aug.train as gan_train
     import gan_aug.trainer as gan_trainer
+    import gan_aug.training as gan_train
 
     reduce_stats, build_networks = gan_train.reduce_stats, gan_trainer.build_networks
     seen["gan_stats"], seen["gan_convs"] = set(), set()

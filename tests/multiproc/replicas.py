@@ -56,7 +56,7 @@ def gan(out: Path, argv: list[str], script: bool) -> int:
             super().__init__(*args, **kwargs)
             made.append(self)
 
-    # Before gan_aug.train is imported (by either entry point), so that its GanTrainer is this one.
+    # Before gan_aug.training is imported (by either entry point), so that its GanTrainer is this one.
     trainer_module.GanTrainer = Recorded
     if script:
         sys.argv = [str(GAN_SCRIPT), *argv]

@@ -17,7 +17,7 @@ from multiproc_launch import REPO
 from expr_common.checkpoint import load_checkpoint
 from expr_common.runs import read_metrics
 from gan_aug.run_config import load_train_config
-from gan_aug.train import train as train_gan
+from gan_aug.training import train as train_gan
 from recognizer.cli import main as recognizer_main
 from recognizer.inference import load_model
 

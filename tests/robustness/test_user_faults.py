@@ -24,7 +24,7 @@ from expr_common.runs import read_metrics
 from gan_aug.cli import main as gan_main
 from gan_aug.fid.sources import open_source, rgb8
 from gan_aug.run_config import load_train_config
-from gan_aug.train import train as train_gan
+from gan_aug.training import train as train_gan
 from recognizer import trainer
 from recognizer.cli import main as recognizer_main
 from recognizer.run_config import load_recognizer_config
