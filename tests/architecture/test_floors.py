@@ -190,6 +190,13 @@ def test_report_modules_reach_no_trainer():
     assert "recognizer.trainer" in _reach(graph, "recognizer.ablate")  # the search does reach trainers
 
 
+def test_running_a_model_never_imports_the_exporter():
+    graph = _graph()
+    runners = ["recognizer", "recognizer.api", "recognizer.predictors", "recognizer.onnx_runtime"]
+    assert not [m for m in runners if "recognizer.export" in _reach(graph, m)]
+    assert "recognizer.onnx_runtime" in _reach(graph, "recognizer.export")  # it writes what the runtime reads
+
+
 def test_no_import_cycle():
     assert _cycles(_graph()) == []
 

@@ -33,9 +33,7 @@ from recognizer.inference import (
     load_model,
     selected_fusion,
 )
-
-INPUTS = ("video", "audio", "has_video", "has_audio")
-OUTPUTS = ("prob", "prob_v", "prob_a")
+from recognizer.onnx_runtime import INPUTS, OUTPUTS
 
 
 def onnx_metadata(preprocess: PreprocessConfig, selection: dict[str, Any], modalities: str) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """An exported recognizer (``recognizer export``) on onnxruntime: the same call as the PyTorch model's
-fused output, on numpy arrays in the cache's formats (:mod:`recognizer.export` names the inputs)."""
+fused output, on numpy arrays in the cache's formats. It owns the graph's input and output names, which
+:mod:`recognizer.export` writes; running an export never imports the exporter."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from expr_common.errors import ExprError
-from recognizer.export import INPUTS, OUTPUTS
+
+INPUTS = ("video", "audio", "has_video", "has_audio")  # the exported graph's inputs, in order
+OUTPUTS = ("prob", "prob_v", "prob_a")  # and outputs: fused, visual and audio probabilities
 
 
 class OnnxModelError(ExprError, ValueError):
