@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -25,3 +26,9 @@ def tiny_config() -> Callable[..., GanModelConfig]:
 @pytest.fixture(autouse=True)
 def _seed_and_one_thread(one_thread_seeded: None) -> None:
     """Every GAN test: see ``one_thread_seeded`` (tests/conftest.py)."""
+
+
+@pytest.fixture(scope="session")
+def edit_cache(tiny_corpus: Path, data_dir: Path) -> Path:
+    """The editing GAN's tiny data (the sampling GAN's tests use the same cache)."""
+    return data_dir / "cache" / "gan_synthetic_tiny"

@@ -19,7 +19,7 @@ from expr_common.labels import CLASS_NAMES
 from expr_common.paths import repo_root
 from expr_common.runs import read_metrics
 from gan_aug.config import EditConfig, GanModelConfig
-from gan_aug.edit_networks import EditGenerator, edit_frames
+from gan_aug.edit_networks import EditGenerator, edit_frames, warp
 from gan_aug.edit_trainer import mask_smoothness, other_classes
 from gan_aug.networks import build_networks
 from gan_aug.run_config import load_train_config, stored_config
@@ -84,6 +84,26 @@ def test_a_grayscale_face_gets_a_grey_edit_and_a_colour_face_a_colour_one() -> N
     assert torch.allclose(small[1], colour[1].mean(dim=0).expand(3, -1, -1))  # the channels' mean
 
 
+def test_a_warping_editor_moves_the_faces_own_pixels_and_starts_still() -> None:
+    x = _faces(size=32)
+    assert torch.allclose(warp(x, torch.zeros(4, 2, 32, 32)), x, atol=1e-6)  # no flow, no change
+    right = torch.zeros(4, 2, 32, 32)
+    right[:, 0] = 2 / 32 * 3  # every pixel reads 3 pixels to its right
+    assert torch.allclose(warp(x, right)[..., :-3], x[..., 3:], atol=1e-5)
+    G = EditGenerator(EditConfig(width=8, res_blocks=1, output="warp"), 16, 8, 3).eval()
+    c, d = torch.tensor([1, 4, 6, 3]), torch.tensor([0, 1, 2, 2])
+    with torch.no_grad():
+        G.mask.bias.fill_(1000.0)  # mask 1: the warped face alone
+        parts = edit_frames(G, x, c, d)
+        assert parts.flow is not None and torch.equal(parts.flow, torch.zeros_like(parts.flow))
+        assert torch.allclose(parts.image, x, atol=1e-6)  # an untrained warp holds the face still
+        G.colour.bias.copy_(torch.tensor([10.0, 0.0]))  # tanh(10) ~ 1: the largest shift, to the right
+        moved = edit_frames(G, x, c, d).image
+    shift = round(0.15 * 32 / 2)  # max_shift 0.15 of the half-width: 2.4 px at 32 px
+    assert (moved[..., : -shift - 1] - x[..., shift:-1]).abs().mean() < 0.5 * (moved - x).abs().mean()
+    assert not hasattr(G, "warped_colour") and G.colour.out_channels == 2  # a flow head, no colour map
+
+
 def _planes(c: torch.Tensor, d: torch.Tensor, size: int) -> torch.Tensor:
     label = torch.cat([torch.nn.functional.one_hot(c, 8), torch.nn.functional.one_hot(d, 3)], dim=1).float()
     return label[:, :, None, None].expand(-1, -1, size, size)
@@ -110,17 +130,23 @@ def test_build_networks_gives_the_editor_for_kind_edit() -> None:
 
 def test_target_classes_are_always_another_class_and_the_mask_terms_measure_what_they_say() -> None:
     y = torch.arange(8).repeat(50)
-    target = other_classes(y, 8, torch.Generator().manual_seed(0))
+    target = other_classes(y, torch.arange(8), torch.Generator().manual_seed(0))
     assert (target != y).all() and set(target.tolist()) == set(range(8))
+    old = (y + torch.randint(1, 8, y.shape, generator=torch.Generator().manual_seed(0))) % 8
+    assert torch.equal(target, old)  # every class taught: the same draw as before classes were restricted
+    taught = torch.tensor([1, 2, 5])  # only the classes the labelled faces show are asked for
+    target = other_classes(y, taught, torch.Generator().manual_seed(0))
+    assert (target != y).all() and set(target.tolist()) == {1, 2, 5}
+    y = torch.arange(8).repeat(600)
+    target = other_classes(y, taught, torch.Generator().manual_seed(0))
+    for own in (1, 2, 5, 0, 7):  # each other taught class about equally often, whatever the face's own
+        drawn = target[y == own].bincount(minlength=8)[taught]
+        others = drawn[taught != own]
+        assert (others > 0.8 * 600 / len(others)).all() and drawn[taught == own].sum() == 0
     flat = torch.full((1, 1, 8, 8), 0.3)
     striped = flat.clone()
     striped[..., ::2] = 0.9
     assert mask_smoothness(flat) == 0 and mask_smoothness(striped) > 0.3
-
-
-@pytest.fixture(scope="session")
-def edit_cache(tiny_corpus: Path, data_dir: Path) -> Path:
-    return data_dir / "cache" / "gan_synthetic_tiny"  # the sampling GAN's tests use the same cache
 
 
 @pytest.fixture

@@ -8,18 +8,22 @@ import pytest
 
 from expr_common.config import ConfigError, dump_config, from_dict, load_config, to_dict
 from expr_common.labels import NUM_CLASSES
+from expr_common.paths import repo_root
 from gan_aug.config import (
     DOMAINS,
     AugmentConfig,
     DiscriminatorConfig,
+    EditConfig,
     EmaConfig,
     GanModelConfig,
     GeneratorConfig,
     LossConfig,
+    TeacherConfig,
     base_size,
     domain_index,
     num_up_blocks,
 )
+from gan_aug.run_config import load_train_config
 
 
 def test_defaults_tie_to_labels_and_domains() -> None:
@@ -75,3 +79,23 @@ def test_other_invalid_values() -> None:
         AugmentConfig(p=1.5)
     with pytest.raises(ConfigError, match="unknown key 'loss.r1_gama'"):
         from_dict({"loss": {"r1_gama": 1.0}}, GanModelConfig)
+
+
+GAN_CONFIGS = sorted((repo_root() / "configs" / "gan_aug").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", GAN_CONFIGS, ids=lambda p: p.stem)
+def test_every_shipped_gan_config_loads(path) -> None:
+    config = load_train_config(path)
+    assert config.train.steps > 0
+
+
+def test_the_editor_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="edit.output must be colour or warp"):
+        EditConfig(output="paint")
+    with pytest.raises(ValueError, match="max_shift"):
+        EditConfig(output="warp", max_shift=0.0)
+    with pytest.raises(ValueError, match="edit.teacher"):
+        TeacherConfig(steps=-1)
+    edit = load_train_config(repo_root() / "configs" / "gan_aug" / "realbench_edit.yaml").model.edit
+    assert edit.output == "warp" and edit.teacher.steps > 0  # the real-bench chain's editor

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from recognizer.config import AudioConfig, FusionConfig, ModelConfig, VisualConfig
+from recognizer.gcsa import channel_shuffle
 from recognizer.mcnn import MCNN
 from recognizer.model import AudioVisualRecognizer
 from recognizer.rhcnn import RHCNN
@@ -184,3 +185,19 @@ def test_test_flip_averages_a_frame_and_its_mirror_outside_training() -> None:
     plain.train()
     torch.manual_seed(1)
     assert torch.allclose(a, plain(video), atol=1e-5)
+
+
+def _skip_only(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return channel_shuffle(torch.relu(block.skip(x)), block.shuffle_groups)
+
+
+def test_zero_init_residual_starts_every_block_as_its_skip_path() -> None:
+    torch.manual_seed(0)
+    net = RHCNN(replace(TINY_V, zero_init_residual=True)).eval()
+    default = RHCNN(TINY_V).eval()
+    x = torch.randn(2, TINY_V.stem_widths[1], 16, 16)
+    with torch.no_grad():
+        for block, other in zip(net.blocks, default.blocks):
+            assert torch.equal(block(x), _skip_only(block, x))
+            assert not torch.allclose(other(x), _skip_only(other, x))
+            x = block(x)

@@ -10,7 +10,9 @@ motion stay, and only what the expression moves changes. The mask head starts bi
 larger than G's resolution: G sees them downscaled, its mask and colour map are upscaled and composed with
 the full-size frames, so the editor's size bounds only the edit's detail, never the rest of the frame. The
 colour map follows the input's channels: a grayscale face (stored as RGB) gets a grey colour map, so its
-edit stays grayscale. No I/O here.
+edit stays grayscale. With ``edit.output: warp`` what the mask lets through is the face's own pixels moved
+by a smooth flow field (at most ``edit.max_shift``) instead of a colour map: the edit can move features but
+paint none. No I/O here.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from einops import repeat
+from einops import rearrange, repeat
 from torch import nn
 
 from gan_aug.config import check_labels
@@ -40,10 +42,20 @@ def follow_channels(colour: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.where(grey, colour.mean(dim=1, keepdim=True).expand_as(colour), colour)
 
 
+def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """``x`` [B, C, H, W] sampled (bilinear, edges repeated) at each pixel's centre moved by ``flow``
+    [B, 2, H, W] (x then y, in grid_sample's [-1, 1] units: 2 / W is one pixel). A zero flow returns ``x``."""
+    B, _, H, W = x.shape
+    identity = torch.eye(2, 3, dtype=x.dtype, device=x.device).expand(B, 2, 3)
+    grid = F.affine_grid(identity, [B, 1, H, W], align_corners=False) + rearrange(flow, "b c h w -> b h w c")
+    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+
+
 class EditParts(NamedTuple):
     image: torch.Tensor  # [B, 3, R, R] = mask * colour + (1 - mask) * x
     mask: torch.Tensor  # [B, 1, R, R] in (0, 1): where the edit writes
-    colour: torch.Tensor  # [B, 3, R, R] in (-1, 1): what it writes there
+    colour: torch.Tensor  # [B, 3, R, R] in (-1, 1): what it writes there (the warped face, with a flow)
+    flow: torch.Tensor | None = None  # [B, 2, R, R]: the warp (edit.output: warp), else None
 
 
 def _norm(channels: int) -> nn.Module:
@@ -90,7 +102,13 @@ class EditGenerator(nn.Module):
             layers += [_norm(width // 2), nn.ReLU(inplace=True)]
             width //= 2
         self.body = nn.Sequential(*layers)
-        self.colour = nn.Conv2d(width, 3, 7, padding=3)
+        self.warps = cfg.output == "warp"
+        # Warp: a flow head starting at zero (no movement); colour: GANimation's colour map. Only the head in
+        # use exists, so a DDP-wrapped G has no parameter without a gradient.
+        self.colour = nn.Conv2d(width, 2 if self.warps else 3, 7, padding=3)
+        if self.warps:
+            nn.init.zeros_(self.colour.weight)
+            nn.init.zeros_(self.colour.bias)
         self.mask = nn.Conv2d(width, 1, 7, padding=3)
         nn.init.zeros_(self.mask.weight)  # the mask starts as sigmoid(mask_bias) everywhere: a near-identity
         nn.init.constant_(self.mask.bias, cfg.mask_bias)
@@ -108,9 +126,16 @@ class EditGenerator(nn.Module):
         label = torch.cat([F.one_hot(c, self.num_classes), F.one_hot(d, self.num_domains)], dim=1)
         planes = repeat(label.to(x.dtype), "b k -> b k h w", h=H, w=W)
         h = self.body(torch.cat([x, planes], dim=1))
-        colour, mask = follow_channels(torch.tanh(self.colour(h)), x), torch.sigmoid(self.mask(h))
+        mask, flow = torch.sigmoid(self.mask(h)), None
+        if self.warps:
+            shift = torch.tanh(self.colour(h)) * self.cfg.max_shift
+            coarse = F.adaptive_avg_pool2d(shift, self.cfg.flow_grid)
+            flow = F.interpolate(coarse, size=(H, W), mode="bilinear", align_corners=False)
+            colour = warp(x, flow)
+        else:
+            colour = follow_channels(torch.tanh(self.colour(h)), x)
         image = mask * colour + (1 - mask) * x
-        return EditParts(image, mask, colour) if parts else image
+        return EditParts(image, mask, colour, flow) if parts else image
 
 
 def edit_frames(G: EditGenerator, x: torch.Tensor, c: torch.Tensor, d: torch.Tensor) -> EditParts:
@@ -122,5 +147,9 @@ def edit_frames(G: EditGenerator, x: torch.Tensor, c: torch.Tensor, d: torch.Ten
     parts = G(resize_faces(x, G.resolution), c, d, parts=True)
     size = tuple(x.shape[-2:])
     mask = F.interpolate(parts.mask, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
+    if parts.flow is not None:  # the full-size frame itself is moved: the warp keeps its detail
+        flow = F.interpolate(parts.flow, size=size, mode="bilinear", align_corners=False)
+        moved = warp(x, flow)
+        return EditParts(mask * moved + (1 - mask) * x, mask, moved, flow)
     colour = F.interpolate(parts.colour, size=size, mode="bilinear", align_corners=False).clamp(-1, 1)
     return EditParts(mask * colour + (1 - mask) * x, mask, colour)

@@ -26,7 +26,7 @@ from gan_aug.config import DOMAINS, domain_index, domain_table
 log = get_logger("gan")
 TRAIN_SPLIT = "train"  # the GAN never sees validation or test frames: the recognizer is scored on them
 # Independent random streams per (seed, step): mixing the stream number in keeps them uncorrelated.
-STREAM_DATA, STREAM_NOISE, STREAM_GRID = 0, 1, 2
+STREAM_DATA, STREAM_NOISE, STREAM_GRID, STREAM_TEACHER = 0, 1, 2, 3
 
 
 def step_generator(seed: int, step: int, rank: int = 0, stream: int = STREAM_NOISE) -> torch.Generator:
@@ -176,14 +176,21 @@ class FrameBatches(IterableDataset):
     then returns them in order, so any worker count gives the same stream."""
 
     def __init__(
-        self, table: FrameTable, batch_size: int, resolution: int, seed: int, rank: int, start: int = 0
+        self,
+        table: FrameTable,
+        batch_size: int,
+        resolution: int,
+        seed: int,
+        rank: int,
+        start: int = 0,
+        stream: int = STREAM_DATA,
     ) -> None:
         self.table, self.sampler = table, CellSampler(table)
         self.batch_size, self.resolution = batch_size, resolution
-        self.seed, self.rank, self.start = seed, rank, start
+        self.seed, self.rank, self.start, self.stream = seed, rank, start, stream
 
     def batch(self, number: int) -> dict[str, torch.Tensor]:
-        rows = self.sampler.draw(self.batch_size, step_generator(self.seed, number, self.rank, STREAM_DATA))
+        rows = self.sampler.draw(self.batch_size, step_generator(self.seed, number, self.rank, self.stream))
         return {
             "image": self.table.images(rows, self.resolution),
             "label": self.table.label[rows],

@@ -83,6 +83,9 @@ class GanTrainer:
         self.skipped_nonfinite = 0
         self.last_r1: float | None = None  # R1 runs every r1_interval D steps; logs show its latest value
 
+    def before_training(self, table: FrameTable) -> None:
+        """Work a fresh run does once before its first step (the editing GAN fits its class teacher)."""
+
     def grid_inputs(self, table: FrameTable) -> Any:
         """The fixed latents every sample grid of the run draws from."""
         model, loop = self.config.model, self.config.train

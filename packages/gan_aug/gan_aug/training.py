@@ -178,6 +178,8 @@ def train(
     check_launch(acc)  # once per accelerator
     session = open_session(config, run_dir, resume, acc, overwrite)
     config, trainer, loop = session.config, session.trainer, session.config.train
+    if not resume:
+        trainer.before_training(session.table)
     if fid_hook is None and loop.fid_every > 0 and acc.is_main_process:  # only the main process evaluates
         from gan_aug.fid.hook import default_fid_hook  # Inception only when FID is asked for
 

@@ -68,6 +68,10 @@ class VisualConfig:
     stage_widths: tuple[int, ...] = (64, 128, 256)  # residual stages; every stage after the first halves H, W
     blocks_per_stage: int = 2  # residual blocks per stage: 6 blocks in all, a small net for ~100k faces
     expansion: int = 1  # middle width of a block = expansion * out width; 1 keeps the 1x1 convs cheap
+    # Each residual block's last batch norm starts at gamma 0, so every block starts as its skip path
+    # (Goyal et al. 2017; torchvision's ResNet option of the same name): a deep net trains like a shallow one
+    # at first. A lever for the slow convergence on small posed sets.
+    zero_init_residual: bool = False
     pointwise_groups: int = 1  # >1 makes the 1x1 convs grouped (ShuffleNet), where the shuffle mixes groups
     shuffle_groups: int = 4  # channel shuffle after each residual block, 4 groups as in GCSA
     gcsa: bool = True  # GCSA on the last per-frame feature map; false = the paper's "Base" ablation row

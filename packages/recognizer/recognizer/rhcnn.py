@@ -114,6 +114,9 @@ class RHCNN(nn.Module):
                 )
                 c_in = width
         self.blocks = nn.Sequential(*blocks)
+        if cfg.zero_init_residual:
+            for block in blocks:
+                nn.init.zeros_(block.body[-1].weight)  # its last BatchNorm: the block starts as its skip
         self.attention = make_attention(cfg.out_dim, cfg.gcsa, cfg.gcsa_start)
         self.temporal: nn.Module = (
             TemporalConv(cfg.out_dim, cfg.temporal_kernel) if cfg.temporal == "tconv" else TemporalMean()

@@ -65,7 +65,7 @@ def default_fid_hook(
         chosen = subsample(sources, n, config.train.seed)
         faces = source_faces(chosen, config.model.generator.resolution)
         own = torch.tensor([item.label for item in chosen], dtype=torch.int64)
-        inputs = (faces, other_classes(own, config.model.num_classes, noise), d[: len(faces)])
+        inputs = (faces, other_classes(own, torch.arange(config.model.num_classes), noise), d[: len(faces)])
     else:
         inputs = (torch.randn(n, config.model.generator.z_dim, generator=noise), y, d)
 
