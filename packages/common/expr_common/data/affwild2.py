@@ -22,6 +22,7 @@ from expr_common.data.readers import (
 )
 from expr_common.data.refs import SampleRef
 from expr_common.labels import AFFWILD2_HEADER, NUM_CLASSES, UNLABELLED
+from expr_common.media import MediaInfo
 
 ANNOTATION_DIRS = ("EXPR_Recognition_Challenge", "EXPR_Classification_Challenge")  # new, older editions
 SPLIT_DIRS = {"train": "Train_Set", "val": "Validation_Set"}
@@ -104,6 +105,52 @@ def crop_index(folder: Path) -> dict[int, str] | None:
     return crops
 
 
+def _video_frames(info: MediaInfo | None) -> int | None:
+    """The video's frame count, estimated from its duration where the container has none."""
+    if info is None:
+        return None
+    if info.frames is None and info.duration_s and info.fps:  # some containers lack a frame count
+        return round(info.duration_s * info.fps)
+    return info.frames
+
+
+def _fit_labels(
+    labels: list[int], video_frames: int | None, highest: int, where: tuple[Path, str, Path | None],
+    result: ReadResult,
+) -> list[int]:  # fmt: skip
+    """A training track's per-frame labels fitted to its frames (the video's count, or its crops'): lines
+    past the last frame are dropped, a short file is noted; both counted in ``result``."""
+    source, name, video = where
+    # Crops past the video's end mean its frame count is off, not the crops; without a video the crops are
+    # all we know, and then only the documented off-by-one is trimmed.
+    if video_frames:
+        frames = max(video_frames, highest)
+        extra = len(labels) - frames
+    else:
+        frames = highest
+        extra = len(labels) - highest if highest else 0
+        if extra > 1:  # lines past the last crop: frames whose face was lost, kept unannotated-free
+            extra = 0
+    if extra > 0:
+        result.skipped["annotation line past last frame"] += extra
+        if extra > 1:
+            result.warnings.append(
+                f"{source}: {extra} annotation lines past the last of {frames} frames of {video}; ignored"
+            )
+        return labels[:frames]
+    if extra < 0 and labels:  # a short file: the frames past its end have no label at all
+        # Short of the crops, the file is cut (a problem); short only of the video's frame count (which may
+        # be an estimate from its duration), the last frames may simply have lost the face (a note).
+        cut = highest > len(labels)
+        result.skipped[SHORT_ANNOTATION if cut else SHORT_OF_VIDEO] += -extra
+        result.warnings.append(
+            f"{source}: {len(labels)} annotation lines for the {frames} frames of track {name}"
+            + (f" (crops up to {highest})" if cut else "")
+            + f"; the last {-extra} frames are left out (never trained on, never scored)"
+        )
+    return labels
+
+
 def _track(
     name: str,
     split: str,
@@ -121,48 +168,16 @@ def _track(
         result.warnings.append(f"{source}: track {name} has no crop folder {crop_dir}; skipped")
         return None
     video = videos.get(name) or videos.get(video_stem(name))
-    audio, info, fps, video_frames = None, None, None, None
+    audio, info = None, None
     if video is None:
         no_video.append(name)
     else:
         audio, info = audio_of(video, result)
-    if info is not None:
-        fps = info.fps
-        video_frames = info.frames
-        if video_frames is None and info.duration_s and info.fps:  # some containers lack a frame count
-            video_frames = round(info.duration_s * info.fps)
-    highest = max(crops, default=0)
+    video_frames, highest = _video_frames(info), max(crops, default=0)
     if labels is None:  # a test track: every frame the video (or the crops) has, none labelled
-        count = max(video_frames or 0, highest)
-        labels = [UNLABELLED] * count
+        labels = [UNLABELLED] * max(video_frames or 0, highest)
     else:
-        # Crops past the video's end mean its frame count is off, not the crops; without a video the
-        # crops are all we know, and then only the documented off-by-one is trimmed.
-        if video_frames:
-            frames = max(video_frames, highest)
-            extra = len(labels) - frames
-        else:
-            frames = highest
-            extra = len(labels) - highest if highest else 0
-            if extra > 1:  # lines past the last crop: frames whose face was lost, kept unannotated-free
-                extra = 0
-        if extra > 0:
-            labels = labels[:frames]
-            result.skipped["annotation line past last frame"] += extra
-            if extra > 1:
-                result.warnings.append(
-                    f"{source}: {extra} annotation lines past the last of {frames} frames of {video}; ignored"
-                )
-        elif extra < 0 and labels:  # a short file: the frames past its end have no label at all
-            # Short of the crops, the file is cut (a problem); short only of the video's frame count (which
-            # may be an estimate from its duration), the last frames may simply have lost the face (a note).
-            cut = highest > len(labels)
-            result.skipped[SHORT_ANNOTATION if cut else SHORT_OF_VIDEO] += -extra
-            result.warnings.append(
-                f"{source}: {len(labels)} annotation lines for the {frames} frames of track {name}"
-                + (f" (crops up to {highest})" if cut else "")
-                + f"; the last {-extra} frames are left out (never trained on, never scored)"
-            )
+        labels = _fit_labels(labels, video_frames, highest, (source, name, video), result)
     if not labels:
         result.skipped["track without frames"] += 1
         result.warnings.append(
@@ -184,7 +199,7 @@ def _track(
         frame_paths=paths,
         audio=audio,
         frame_labels=tuple(labels),
-        fps=fps,
+        fps=info.fps if info is not None else None,
         source=str(source),
     )
 
