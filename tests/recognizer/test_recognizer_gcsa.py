@@ -129,3 +129,15 @@ def test_each_branch_starts_its_gates_as_its_config_says() -> None:
     assert swapped.audio.attention.channel_mlp[-1].weight.abs().sum() == 0
     with pytest.raises(ValueError, match="gcsa_start"):
         VisualConfig(gcsa_start="zeros")
+
+
+def test_an_identity_start_begins_as_the_shuffled_input_and_learns() -> None:
+    torch.manual_seed(0)
+    gcsa = make_attention(8, True, "identity")
+    x = torch.randn(2, 8, 5, 5)
+    assert torch.allclose(gcsa(x), channel_shuffle(x, 4), atol=1e-6)  # gates 2 * sigmoid(0) = 1
+    optimizer = torch.optim.SGD(gcsa.parameters(), lr=0.1)
+    (gcsa(x) - torch.randn(2, 8, 5, 5)).square().sum().backward()
+    optimizer.step()
+    assert (gcsa(x) - channel_shuffle(x, 4)).abs().max() > 1e-2
+    assert torch.allclose(make_attention(8, True, "uniform")(x), 0.25 * channel_shuffle(x, 4), atol=1e-7)

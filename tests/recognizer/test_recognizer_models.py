@@ -201,3 +201,15 @@ def test_zero_init_residual_starts_every_block_as_its_skip_path() -> None:
             assert torch.equal(block(x), _skip_only(block, x))
             assert not torch.allclose(other(x), _skip_only(other, x))
             x = block(x)
+
+
+def test_gcsa_kernel_sets_the_attentions_spatial_convs() -> None:
+    small = RHCNN(replace(TINY_V, gcsa_kernel=3))
+    paper = RHCNN(TINY_V)
+    assert small.attention.spatial[0].kernel_size == (3, 3)
+    assert paper.attention.spatial[0].kernel_size == (7, 7)
+    count = sum(p.numel() for p in small.attention.parameters())
+    assert count < sum(p.numel() for p in paper.attention.parameters()) / 2
+    assert small(torch.randn(2, 1, 3, 32, 32)).shape == paper(torch.randn(2, 1, 3, 32, 32)).shape
+    with pytest.raises(ValueError, match="gcsa_kernel"):
+        replace(TINY_V, gcsa_kernel=4)

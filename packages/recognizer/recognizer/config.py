@@ -23,7 +23,9 @@ STEM_MIN_MAP = 24
 AUDIO_STEM_HOP_MS = 40.0
 
 
-GCSA_STARTS = ("uniform", "random")  # GCSA's gates at initialisation: 0.5 everywhere, or random 7x7 convs
+# GCSA's gates at initialisation: 0.5 everywhere, random 7x7 convs, or "identity": gates 2 * sigmoid, uniform
+# at 1, so GCSA starts as its input (channel-shuffled) instead of 0.25 times it
+GCSA_STARTS = ("uniform", "random", "identity")
 
 
 def check_gcsa_start(value: str) -> None:
@@ -78,7 +80,10 @@ class VisualConfig:
     # GCSA's gates at initialisation (gcsa.GCSA): "uniform" (0.5 everywhere, learnt from there) or "random"
     # (random 7x7 convs). The last visual map has few positions (6-7 px): random gates start as noise there
     # (docs/usage.md, "Small faces and grayscale").
-    gcsa_start: Literal["uniform", "random"] = "uniform"
+    gcsa_start: Literal["uniform", "random", "identity"] = "uniform"
+    # GCSA's spatial convs (the paper's 7x7): on a 6-8 px map two 7x7 convs hold most of the branch's weights
+    # (1.6 M of 2.0 M at the default widths); 3 is a ninth of that over the same few positions
+    gcsa_kernel: int = 7
     temporal: Literal["mean", "tconv"] = "mean"  # frame aggregation; mean is order-free and fine for K=1
     temporal_kernel: int = 3  # width of the optional temporal conv (odd, "same" padded, so any K works)
     dropout: float = 0.2  # before the classifier head (paper, section 4.2)
@@ -91,6 +96,7 @@ class VisualConfig:
             raise ValueError(f"in_channels must be positive, got {self.in_channels}")
         _check_odd("kernel_size", (self.kernel_size,))
         _check_odd("temporal_kernel", (self.temporal_kernel,))
+        _check_odd("gcsa_kernel", (self.gcsa_kernel,))
         if len(self.stem_widths) != 2:
             raise ValueError(f"stem_widths must have 2 entries (two conv blocks), got {self.stem_widths}")
         _check_widths("stem_widths", self.stem_widths)
@@ -154,7 +160,7 @@ class AudioConfig:
     gcsa: bool = True  # GCSA on the concatenated branches; false = the "Base" ablation row
     # "random" here: the audio map is long in time (75 steps), and on the demo the uniform start cost A and
     # V+A macro-F1 (docs/results.md, "Demo results"; VisualConfig.gcsa_start).
-    gcsa_start: Literal["uniform", "random"] = "random"
+    gcsa_start: Literal["uniform", "random", "identity"] = "random"
     dropout: float = 0.2  # before the classifier head (paper, section 4.2)
 
     def __post_init__(self) -> None:

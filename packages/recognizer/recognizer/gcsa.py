@@ -10,9 +10,10 @@ the channel weights may differ per position and the spatial weights per channel.
 With ``uniform_start`` (the visual branch's default, ``VisualConfig.gcsa_start``) both gates start
 uniform: the channel MLP's last layer and the spatial branch's last BN scale are zero at initialisation,
 so GCSA begins as a constant 0.25 * F and learns where to attend from there (the zero-gamma start of
-residual branches). From random 7x7 convs the gates begin as noise over the few positions of the last
-map; what each start measured is in docs/usage.md ("Small faces and grayscale") and docs/results.md
-("Demo results").
+residual branches). ``gain`` 2 (``gcsa_start: identity``) doubles both gates (2 * sigmoid, in (0, 2)):
+from the same zero start GCSA then begins as its input, channel-shuffled, not a quarter of it. From random
+7x7 convs the gates begin as noise over the few positions of the last map; what each start measured is in
+docs/usage.md ("Small faces and grayscale") and docs/results.md ("Demo results", "Real data").
 """
 
 from __future__ import annotations
@@ -36,9 +37,16 @@ class GCSA(nn.Module):
     """Channel attention -> channel shuffle -> spatial attention; output has the input's shape."""
 
     def __init__(
-        self, channels: int, reduction: int = 4, groups: int = 4, kernel: int = 7, uniform_start: bool = True
+        self,
+        channels: int,
+        reduction: int = 4,
+        groups: int = 4,
+        kernel: int = 7,
+        uniform_start: bool = True,
+        gain: float = 1.0,
     ) -> None:
         super().__init__()
+        self.gain = gain
         if channels % groups or channels < reduction:
             raise ValueError(f"GCSA needs channels ({channels}) divisible by {groups} and >= {reduction}")
         hidden = channels // reduction
@@ -63,13 +71,17 @@ class GCSA(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: B, C, H, W
         channel_logits = self.channel_mlp(rearrange(x, "b c h w -> b h w c"))
-        f1 = torch.sigmoid(rearrange(channel_logits, "b h w c -> b c h w")) * x
+        f1 = self.gain * torch.sigmoid(rearrange(channel_logits, "b h w c -> b c h w")) * x
         f2 = channel_shuffle(f1, self.groups)
-        return torch.sigmoid(self.spatial(f2)) * f2
+        return self.gain * torch.sigmoid(self.spatial(f2)) * f2
 
 
 def make_attention(channels: int, enabled: bool, start: str = "uniform", **kwargs: int) -> nn.Module:
     """GCSA when ``enabled``, else ``nn.Identity`` (the "Base" ablation): same call site, same shapes.
-    ``start``: a branch config's ``gcsa_start``, "uniform" (both gates start at 0.5) or "random"."""
+    ``start``: a branch config's ``gcsa_start``, "uniform" (both gates start at 0.5), "random", or
+    "identity" (uniform gates of gain 2: GCSA starts as its input)."""
     check_gcsa_start(start)
-    return GCSA(channels, uniform_start=start == "uniform", **kwargs) if enabled else nn.Identity()
+    if not enabled:
+        return nn.Identity()
+    gain = 2.0 if start == "identity" else 1.0
+    return GCSA(channels, uniform_start=start != "random", gain=gain, **kwargs)

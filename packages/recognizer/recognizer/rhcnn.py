@@ -117,7 +117,7 @@ class RHCNN(nn.Module):
         if cfg.zero_init_residual:
             for block in blocks:
                 nn.init.zeros_(block.body[-1].weight)  # its last BatchNorm: the block starts as its skip
-        self.attention = make_attention(cfg.out_dim, cfg.gcsa, cfg.gcsa_start)
+        self.attention = make_attention(cfg.out_dim, cfg.gcsa, cfg.gcsa_start, kernel=cfg.gcsa_kernel)
         self.temporal: nn.Module = (
             TemporalConv(cfg.out_dim, cfg.temporal_kernel) if cfg.temporal == "tconv" else TemporalMean()
         )
