@@ -27,7 +27,7 @@ from gan_aug.grids import edit_sources, save_edit_grids
 from gan_aug.losses import d_hinge_loss, g_hinge_loss, r1_due
 from gan_aug.run_config import GanTrainConfig
 from gan_aug.sampling import STREAM_TEACHER, CellSampler, FrameBatches, FrameTable, step_generator
-from gan_aug.teacher import ClassTeacher, fit_teacher
+from gan_aug.teacher import ClassTeacher, fit_teacher, taught_cross_entropy
 from gan_aug.trainer import GanTrainer, Stats, frozen
 
 log = get_logger("gan")
@@ -145,9 +145,8 @@ class EditTrainer(GanTrainer):
         hinge = d_hinge_loss(real_logits, fake_logits)
         if not self.all_finite(hinge, logits):
             return None
-        taught = torch.isin(d, self.label_domains).float()  # the mask vector: whose labels D learns from
-        per_face = F.cross_entropy(class_logits[:B].float(), y, reduction="none")
-        d_class = (per_face * taught).sum() / taught.sum().clamp(min=1.0)
+        taught = torch.isin(d, self.label_domains)  # the mask vector: whose labels D learns from
+        d_class = taught_cross_entropy(class_logits[:B], y, taught)
         loss = hinge + edit_cfg.class_weight * d_class
         stats = {"d_loss": hinge.detach(), "d_class": d_class.detach()}
         return self.d_update(loss, stats, real_logits, fake_logits, real_aug if with_r1 else None)
