@@ -9,6 +9,7 @@ from expr_common.paths import repo_root
 from expr_experiment.chain import plan
 from expr_experiment.chain_config import ChainConfig
 from expr_experiment.layout import ChainDir
+from expr_experiment.report_tables import pretrain_lines
 from recognizer.run_config import load_recognizer_config
 
 DEMO = repo_root() / "configs" / "chain" / "demo.yaml"
@@ -49,3 +50,38 @@ def test_pretraining_settings_are_checked(tmp_path) -> None:
     cfg = load_config(DEMO, ChainConfig, ["pretrain.sources=[rafdb]"])
     with pytest.raises(ConfigError, match=r"pretrain.sources \['rafdb'\] are not sources of"):
         plan(cfg, tmp_path)
+
+
+def test_start_arms_starts_every_arm_and_visual_cell_from_the_pretraining(tmp_path) -> None:
+    cfg = load_config(DEMO, ChainConfig, ["pretrain.start_arms=true", "edit.enabled=true"])
+    tasks = {t.name: t for t in plan(cfg, tmp_path)}
+    for task in tasks.values():
+        if task.before is not None:
+            task.before()
+    layout = ChainDir(tmp_path, cfg.modality)
+    best = str(layout.pretrain.best_checkpoint)
+    assert not any(name.startswith("pretrained/") for name in tasks)  # no from-scratch twins to compare
+    assert load_recognizer_config(ChainDir.cell_config(layout.pretrain.root)).train.init_from is None
+    started = [layout.arm_task(arm, s) for arm in cfg.arms for s in range(cfg.seeds)]
+    started += [ChainDir.cell_task(row, "v", 0) for row in cfg.ablation_rows]
+    for name in started:
+        assert "pretrain" in tasks[name].deps, name
+    for arm in cfg.arms:
+        for seed in range(cfg.seeds):
+            cell = load_recognizer_config(ChainDir.cell_config(layout.arm(arm, seed)))
+            assert cell.train.init_from == best and cell.train.seed == seed
+    audio = ChainDir.cell_task("gcsa_cf", "a", 0)  # no visual branch to load: from scratch, not waiting
+    assert "pretrain" not in tasks[audio].deps
+    audio_cell = load_recognizer_config(ChainDir.cell_config(layout.cell("gcsa_cf", "a", 0)))
+    assert audio_cell.train.init_from is None
+    with pytest.raises(ConfigError, match="start_arms needs pretrain.enabled"):
+        load_config(DEMO, ChainConfig, ["pretrain.start_arms=true", "pretrain.enabled=false"])
+
+
+def test_the_report_says_every_arm_started_from_the_pretraining() -> None:
+    body = {"sources": ["afew", "ckplus"], "run": {"val_macro_f1": 0.25}, "rows": {}, "start_arms": True}
+    text = "\n".join(pretrain_lines(body, {}, {"v": "V only"}, "affwild2"))
+    assert "0.250" in text and "Every arm" in text and "the baseline is the pre-trained model" in text
+    assert "| branches |" not in text  # no from-scratch twins to compare against
+    twins = "\n".join(pretrain_lines({**body, "start_arms": False}, {}, {"v": "V only"}, "affwild2"))
+    assert "| branches |" in twins and "Every arm" not in twins

@@ -73,29 +73,12 @@ def plan(cfg: ChainConfig, root: Path) -> list[Task]:
 
     base = resolve_path(cfg.recognizer)  # loaded per cell with its overrides (the stem fits their data)
     rec_overrides = [*cfg.recognizer_sets, *cfg.recognizer_overrides]
-    for row in cfg.ablation_rows:
-        for modality in cfg.ablation_modalities:
-            # The full model's row gets every seed in each modality: V+A against V and against A is the
-            # comparison a fusion method must win, and it needs the seed spread.
-            for seed in range(cfg.seeds if row == BASELINE_ROW else cfg.ablation_seeds):
-                cell = cell_config(base, rec_overrides, row, modality, seed)
-                task = ChainDir.cell_task(row, modality, seed)
-                run_dir = layout.cell(row, modality, seed)
-                tasks.append(_recognizer_task(task, cell, run_dir, score=cfg.score_split))
-    for seed in range(cfg.seeds):
-        cell = cell_config(base, rec_overrides, BASELINE_ROW, cfg.modality, seed)
-        for arm, flags, deps in (
-            ("synthetic", ["--with-synthetic", "--synthetic", str(layout.synthetic)], ("generate",)),
-            ("source_real", ["--with-source-real"], ("prepare",)),
-            *([("augmented", ["--with-augmented-copies"], ("prepare",))] if cfg.augmented_arm else []),
-        ):
-            task = layout.arm_task(arm, seed)
-            run_dir = layout.arm(arm, seed)
-            tasks.append(_recognizer_task(task, cell, run_dir, flags, deps, score=cfg.score_split))
+    tasks += _cell_tasks(cfg, layout, base, rec_overrides)
     if cfg.pretrain.enabled:
         tasks += _pretrain_tasks(cfg, layout, base, rec_overrides, data_cfg)
     if cfg.edit.enabled:
-        tasks += _edit_tasks(cfg, layout, cache, base, rec_overrides)
+        start, after = _start(cfg, layout, cfg.modality)
+        tasks += _edit_tasks(cfg, layout, cache, base, [*rec_overrides, *start], after)
     judge = RunDir(layout.arm("baseline", 0))  # the baseline recognizer, trained on real data only
     tasks.append(
         Task(
@@ -109,6 +92,49 @@ def plan(cfg: ChainConfig, root: Path) -> list[Task]:
         )
     )
     return tasks
+
+
+def _cell_tasks(cfg: ChainConfig, layout: ChainDir, base: Path, overrides: list[str]) -> list[Task]:
+    """The ablation cells and the arms (+ synthetic, + source-real, + classic augmentation), every seed."""
+    tasks = []
+    for row in cfg.ablation_rows:
+        for modality in cfg.ablation_modalities:
+            start, after = _start(cfg, layout, modality)
+            # The full model's row gets every seed in each modality: V+A against V and against A is the
+            # comparison a fusion method must win, and it needs the seed spread.
+            for seed in range(cfg.seeds if row == BASELINE_ROW else cfg.ablation_seeds):
+                cell = cell_config(base, [*overrides, *start], row, modality, seed)
+                task = ChainDir.cell_task(row, modality, seed)
+                run_dir = layout.cell(row, modality, seed)
+                deps = ("prepare", *after)
+                tasks.append(_recognizer_task(task, cell, run_dir, deps=deps, score=cfg.score_split))
+    start, after = _start(cfg, layout, cfg.modality)
+    for seed in range(cfg.seeds):
+        cell = cell_config(base, [*overrides, *start], BASELINE_ROW, cfg.modality, seed)
+        for arm, flags, deps in (
+            ("synthetic", ["--with-synthetic", "--synthetic", str(layout.synthetic)], ("generate",)),
+            ("source_real", ["--with-source-real"], ("prepare",)),
+            *([("augmented", ["--with-augmented-copies"], ("prepare",))] if cfg.augmented_arm else []),
+        ):
+            task = layout.arm_task(arm, seed)
+            run_dir = layout.arm(arm, seed)
+            deps = (*deps, *after)
+            tasks.append(_recognizer_task(task, cell, run_dir, flags, deps, score=cfg.score_split))
+    return tasks
+
+
+def _init_from(cfg: ChainConfig, layout: ChainDir) -> list[str]:
+    """The overrides that start a cell from the pre-training run's best checkpoint."""
+    best = layout.pretrain.best_checkpoint
+    return [f"train.init_from={best}", f"train.freeze_epochs={cfg.pretrain.freeze_epochs}"]
+
+
+def _start(cfg: ChainConfig, layout: ChainDir, modality: str) -> tuple[list[str], tuple[str, ...]]:
+    """With ``pretrain.start_arms``, the overrides and the dependency that start a cell of ``modality``
+    from the pre-training run (an audio-only cell has no visual branch to load: it starts from scratch)."""
+    if not cfg.pretrain.start_arms or modality == "a":
+        return [], ()
+    return _init_from(cfg, layout), (PRETRAIN_TASK,)
 
 
 def _pretrain_tasks(cfg: ChainConfig, layout: ChainDir, base: Path, overrides: list[str], data_cfg):
@@ -127,8 +153,8 @@ def _pretrain_tasks(cfg: ChainConfig, layout: ChainDir, base: Path, overrides: l
         "the chain's pre-training run",
     )
     tasks = [_recognizer_task(PRETRAIN_TASK, pre, layout.pretrain.root)]
-    init = [f"train.init_from={layout.pretrain.best_checkpoint}", f"train.freeze_epochs={step.freeze_epochs}"]
-    for modality in step.modalities:
+    init = _init_from(cfg, layout)
+    for modality in cfg.pretrained_cells:
         for seed in range(cfg.seeds):
             cell = cell_config(base, [*overrides, *init], BASELINE_ROW, modality, seed)
             run_dir = layout.pretrained(modality, seed)
@@ -152,9 +178,10 @@ def _fid_command(
     return cmd + (["--n", str(fid.n)] if fid.n else [])
 
 
-def _edit_tasks(cfg: ChainConfig, layout: ChainDir, cache: Path, base: Path, overrides):
+def _edit_tasks(cfg: ChainConfig, layout: ChainDir, cache: Path, base: Path, overrides, after=()):
     """The + edited arm: the editing GAN, its edits of real training windows, their FID (the same command
-    as the sampled faces', on the edits) and class fidelity, and the recognizer trained with them."""
+    as the sampled faces', on the edits) and class fidelity, and the recognizer trained with them (after
+    ``after``: the pre-training its cells start from, if any)."""
     step, gan_aug = cfg.edit, tool("gan-aug")
     train = [gan_aug, "train", "--config", step.gan, "--run-dir", str(layout.gan_edit.root)]
     train += _sets([*cfg.edit_gan_sets, *step.gan_overrides]) + _continue(layout.gan_edit)
@@ -181,12 +208,14 @@ def _edit_tasks(cfg: ChainConfig, layout: ChainDir, cache: Path, base: Path, ove
     ]
     if step.filter and cfg.seeds > 1:
         tasks.append(_kept_fidelity_task(cfg, layout, cache))
-    trained_on, after = (layout.edited_kept, "fidelity_edit") if step.filter else (layout.edited, "edit")
+    kept = (layout.edited_kept, "fidelity_edit")
+    trained_on, after_edits = kept if step.filter else (layout.edited, "edit")
     for seed in range(cfg.seeds):
         cell = cell_config(base, overrides, BASELINE_ROW, cfg.modality, seed)
         flags = ["--with-synthetic", "--synthetic", str(trained_on)]
         run_dir, task = layout.arm("edited", seed), layout.arm_task("edited", seed)
-        tasks.append(_recognizer_task(task, cell, run_dir, flags, (after,), score=cfg.score_split))
+        deps = (after_edits, *after)
+        tasks.append(_recognizer_task(task, cell, run_dir, flags, deps, score=cfg.score_split))
     return tasks
 
 

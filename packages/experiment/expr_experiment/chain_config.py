@@ -54,8 +54,14 @@ class PretrainStep:
     modalities: list[str] = field(default_factory=lambda: ["v", "av"])  # cells fine-tuned from it
     freeze_epochs: int = 0  # train.freeze_epochs of the fine-tuned cells (the loaded branch held still)
     overrides: list[str] = field(default_factory=list)  # --set style, for the pre-training run only
+    # Every arm and every V / V+A ablation cell starts from the pre-training run (the paper's recipe:
+    # pre-train on the sources, fine-tune on the target) instead of only the listed cells beside their
+    # from-scratch twins; the baseline, and the judge that scores the edits, are then the pre-trained model.
+    start_arms: bool = False
 
     def __post_init__(self) -> None:
+        if self.start_arms and not self.enabled:
+            raise ValueError("pretrain.start_arms needs pretrain.enabled: true")
         if self.sources is not None and not self.sources:
             raise ValueError("pretrain.sources must name at least one source of the data config")
         if "a" in self.modalities:
@@ -146,6 +152,13 @@ class ChainConfig:
         return self.pretrain.val_sources if self.pretrain.val_sources is not None else self.pretrain_sources
 
     @property
+    def pretrained_cells(self) -> list[str]:
+        """The modalities whose full-model cells are fine-tuned from the pre-training beside their
+        from-scratch twins (none when every arm starts from it)."""
+        enabled = self.pretrain.enabled and not self.pretrain.start_arms
+        return list(self.pretrain.modalities) if enabled else []
+
+    @property
     def data_sets(self) -> list[str]:
         """The chain's data config and its ``data_overrides`` as ``--set`` values for the GAN and recognizer
         configs (whatever data their own YAML names)."""
@@ -191,5 +204,5 @@ class ChainConfig:
         if self.seeds < 1 or self.jobs < 1 or not 1 <= self.ablation_seeds <= self.seeds:
             raise ValueError("seeds and jobs must be >= 1, and 1 <= ablation_seeds <= seeds")
         missing = [m for m in self.pretrain.modalities if m not in self.ablation_modalities]
-        if self.pretrain.enabled and missing:
+        if self.pretrain.enabled and not self.pretrain.start_arms and missing:
             raise ValueError(f"pretrain.modalities {missing} are not in ablation_modalities (baselines)")

@@ -93,16 +93,25 @@ def pretrain_table(root: Path, cfg, modalities: dict[str, Any]) -> dict[str, Any
                 [layout.pretrained(modality, s) for s in range(cfg.seeds)], split=cfg.score_split
             ),
         }
-        for modality in cfg.pretrain.modalities
+        for modality in cfg.pretrained_cells
     }
     run = {"file": pre["_file"], "val_macro_f1": pre["selection"]["val_macro_f1"]}
-    return {"sources": cfg.pretrain_sources, "run": run, "rows": rows}
+    body = {"sources": cfg.pretrain_sources, "run": run, "rows": rows}
+    return {**body, "start_arms": cfg.pretrain.start_arms}
 
 
 def pretrain_lines(
     body: dict[str, Any], modalities: dict[str, Any], labels: dict[str, str], target: str
 ) -> list[str]:
     sources = " + ".join(body["sources"])
+    if body.get("start_arms"):
+        return [
+            f"A V-only recognizer trained first on the {sources} training faces (validation macro-F1 "
+            f"{body['run']['val_macro_f1']:.3f} on their validation split). Every arm and every V or V+A "
+            "cell of this report starts its visual branch and head from that checkpoint "
+            f"(`pretrain.start_arms`) and is then trained on {target}: the baseline is the pre-trained "
+            "model.",
+        ]
     lines = [
         f"A V-only recognizer trained first on the {sources} training faces (validation macro-F1 "
         f"{body['run']['val_macro_f1']:.3f} on their validation split); each cell below starts its visual "
