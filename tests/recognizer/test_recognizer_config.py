@@ -95,3 +95,4 @@ def test_paper_yaml_keeps_the_papers_setting_whatever_the_defaults():
     assert (cfg.loss.kind, cfg.loss.label_smoothing) == ("coarse_fine", 0.0)
     assert m.visual.test_flip is False and m.audio.stem_pools == (1, 1) and m.visual.stem_strides == (2, 2)
     assert m.visual.dropout == m.audio.dropout == 0.2 and m.visual.gcsa and m.audio.gcsa
+    assert m.visual.gcsa_start == m.audio.gcsa_start == "random"  # plain sigmoid gates over random convs

@@ -121,7 +121,8 @@ def test_each_branch_starts_its_gates_as_its_config_says() -> None:
     assert not torch.allclose(GCSA(8, uniform_start=False)(x), 0.25 * channel_shuffle(x, 4), atol=1e-3)
     visual, audio = VisualConfig().for_image_size(64), AudioConfig().for_spectrogram(64, 10.0)
     model = AudioVisualRecognizer(ModelConfig(visual=visual, audio=audio))
-    assert model.visual.attention.spatial[-1].weight.abs().sum() == 0  # visual default: uniform
+    assert model.visual.attention.spatial[-1].weight.abs().sum() == 0  # visual default: identity ...
+    assert model.visual.attention.gain == 2.0  # ... the uniform start's zeroed gates, doubled
     assert model.audio.attention.spatial[-1].weight.abs().sum() > 0  # audio default: random
     visual, audio = replace(visual, gcsa_start="random"), replace(audio, gcsa_start="uniform")
     swapped = AudioVisualRecognizer(ModelConfig(visual=visual, audio=audio))

@@ -77,10 +77,11 @@ class VisualConfig:
     pointwise_groups: int = 1  # >1 makes the 1x1 convs grouped (ShuffleNet), where the shuffle mixes groups
     shuffle_groups: int = 4  # channel shuffle after each residual block, 4 groups as in GCSA
     gcsa: bool = True  # GCSA on the last per-frame feature map; false = the paper's "Base" ablation row
-    # GCSA's gates at initialisation (gcsa.GCSA): "uniform" (0.5 everywhere, learnt from there) or "random"
-    # (random 7x7 convs). The last visual map has few positions (6-7 px): random gates start as noise there
-    # (docs/usage.md, "Small faces and grayscale").
-    gcsa_start: Literal["uniform", "random", "identity"] = "uniform"
+    # GCSA's gates at initialisation (gcsa.GCSA): "identity" (gates 2 * sigmoid, starting at 1: GCSA begins
+    # as its input), "uniform" (sigmoid gates starting at 0.5: a quarter of its input) or "random" (random
+    # 7x7 convs: noise over the few positions of the last map). Identity won on the real bench (SFEW 0.185
+    # against uniform's 0.152, TWDB 0.443 against 0.366: docs/results.md, "Real data").
+    gcsa_start: Literal["uniform", "random", "identity"] = "identity"
     # GCSA's spatial convs (the paper's 7x7): on a 6-8 px map two 7x7 convs hold most of the branch's weights
     # (1.6 M of 2.0 M at the default widths); 3 is a ninth of that over the same few positions
     gcsa_kernel: int = 7
