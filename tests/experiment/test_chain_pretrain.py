@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from expr_common.config import ConfigError, load_config
+from expr_common.config import ConfigError, load_config, to_dict
+from expr_common.errors import RunDirError
 from expr_common.paths import repo_root
 from expr_experiment.chain import plan
 from expr_experiment.chain_config import ChainConfig
 from expr_experiment.layout import ChainDir
+from expr_experiment.report import ablation_request
 from expr_experiment.report_tables import pretrain_lines
+from recognizer.ablation import ablation_table, cell_dir
 from recognizer.run_config import load_recognizer_config
 
 DEMO = repo_root() / "configs" / "chain" / "demo.yaml"
@@ -85,3 +90,25 @@ def test_the_report_says_every_arm_started_from_the_pretraining() -> None:
     assert "| branches |" not in text  # no from-scratch twins to compare against
     twins = "\n".join(pretrain_lines({**body, "start_arms": False}, {}, {"v": "V only"}, "affwild2"))
     assert "| branches |" in twins and "Every arm" not in twins
+
+
+def test_the_ablation_table_reads_cells_that_started_from_the_pretraining(tmp_path) -> None:
+    """The report's ablation table rebuilds each cell's config and refuses a cell trained with another:
+    with start_arms the V and V+A cells were trained from the pre-training's checkpoint, the A cell not."""
+    cfg = load_config(DEMO, ChainConfig, ["pretrain.start_arms=true"])
+    for task in plan(cfg, tmp_path):
+        if task.before is not None:
+            task.before()
+    layout = ChainDir(tmp_path, cfg.modality)
+    for modality in cfg.ablation_modalities:
+        for seed in range(cfg.seeds):
+            run = cell_dir(layout.ablation, "gcsa_cf", modality, seed)
+            trained = to_dict(load_recognizer_config(ChainDir.cell_config(run)))
+            summary = {"config": trained, "best_val_macro_f1": 0.3, "selection": {"val_macro_f1": 0.25}}
+            (run / "summary.json").write_text(json.dumps(summary))
+    request = ablation_request(cfg, layout)
+    table = ablation_table(**request)
+    assert table["cells"]["gcsa_cf"]["v"]["mean"] == pytest.approx(0.25)
+    assert set(table["modality_overrides"]) == {"v", "av"}  # the A cell starts from scratch
+    with pytest.raises(RunDirError, match="trained with another config"):
+        ablation_table(**{**request, "modality_overrides": None})

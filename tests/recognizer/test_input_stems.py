@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from expr_common.checkpoint import load_checkpoint
+from expr_common.checkpoint import CheckpointError, load_checkpoint
 from expr_common.config import ConfigError, dump_config, from_dict, to_dict
 from expr_common.paths import repo_root
 from recognizer.cli import main
@@ -16,7 +16,12 @@ from recognizer.config import STEM_MIN_MAP, AudioConfig, VisualConfig
 from recognizer.mcnn import MCNN
 from recognizer.model import AudioVisualRecognizer
 from recognizer.rhcnn import LUMA, RHCNN
-from recognizer.run_config import RecognizerConfig, load_recognizer_config, stored_recognizer_config
+from recognizer.run_config import (
+    RecognizerConfig,
+    check_same_stems,
+    load_recognizer_config,
+    stored_recognizer_config,
+)
 
 TINY_V = VisualConfig(stem_widths=(8, 8), stage_widths=(8, 16), blocks_per_stage=1)
 TINY = repo_root() / "configs" / "recognizer" / "tiny.yaml"
@@ -121,6 +126,25 @@ def test_a_checkpoint_from_before_the_audio_pool_rebuilds_at_full_resolution(tin
     cfg = stored_recognizer_config({**state, "config": old}, "old checkpoint")
     assert cfg.model.audio.stem_pool == (1, 1)  # what the code computed then, never "auto"
     assert stored_recognizer_config(state, "checkpoint").model.audio.stem_pool == (2, 4)
+
+
+def test_a_checkpoint_from_before_gcsa_start_keeps_gates_of_gain_one(tiny_recognizer_run) -> None:
+    state = load_checkpoint(tiny_recognizer_run / "checkpoints" / "best.pt")
+    assert stored_recognizer_config(state, "checkpoint").model.visual.gcsa_start == "identity"  # the default
+    old = {**state["config"], "model": dict(state["config"]["model"])}
+    for branch in ("visual", "audio"):
+        old["model"][branch] = {k: v for k, v in old["model"][branch].items() if k != "gcsa_start"}
+    cfg = stored_recognizer_config({**state, "config": old}, "old checkpoint")
+    assert cfg.model.visual.gcsa_start == cfg.model.audio.gcsa_start == "uniform"  # sigmoid gates, gain 1
+    model = AudioVisualRecognizer(cfg.model)
+    assert model.visual.attention.gain == model.audio.attention.gain == 1.0
+
+
+def test_resume_refuses_another_gate_gain_and_allows_another_initialisation() -> None:
+    stored = load_recognizer_config(TINY, ["model.visual.gcsa_start=uniform"])
+    check_same_stems(stored, load_recognizer_config(TINY, ["model.visual.gcsa_start=random"]), "last.pt")
+    with pytest.raises(CheckpointError, match=r"model.visual.gcsa_start uniform there, identity here"):
+        check_same_stems(stored, load_recognizer_config(TINY), "last.pt")
 
 
 def test_resume_refuses_other_stems(tiny_recognizer_run, recognizer_cache_root, tmp_path, capsys) -> None:

@@ -24,6 +24,7 @@ from expr_common.runs import RunDir, add_override_argument, run_contents
 from expr_experiment.chain_config import ChainConfig
 from expr_experiment.chain_data import check_chain_data, source_configs
 from expr_experiment.layout import BASELINE_ROW, PRETRAIN_TASK, ChainDir
+from expr_experiment.pretrain_start import init_overrides, start_overrides
 from expr_experiment.report import ablation_request, write_report
 from expr_experiment.tasks import Task, run_tasks, tool
 from recognizer.ablation import cell_config, write_ablation, write_cell_summary
@@ -123,18 +124,11 @@ def _cell_tasks(cfg: ChainConfig, layout: ChainDir, base: Path, overrides: list[
     return tasks
 
 
-def _init_from(cfg: ChainConfig, layout: ChainDir) -> list[str]:
-    """The overrides that start a cell from the pre-training run's best checkpoint."""
-    best = layout.pretrain.best_checkpoint
-    return [f"train.init_from={best}", f"train.freeze_epochs={cfg.pretrain.freeze_epochs}"]
-
-
 def _start(cfg: ChainConfig, layout: ChainDir, modality: str) -> tuple[list[str], tuple[str, ...]]:
-    """With ``pretrain.start_arms``, the overrides and the dependency that start a cell of ``modality``
-    from the pre-training run (an audio-only cell has no visual branch to load: it starts from scratch)."""
-    if not cfg.pretrain.start_arms or modality == "a":
-        return [], ()
-    return _init_from(cfg, layout), (PRETRAIN_TASK,)
+    """The overrides and the dependency that start a cell of ``modality`` from the pre-training run, if
+    it does (:func:`~expr_experiment.pretrain_start.start_overrides`)."""
+    start = start_overrides(cfg, layout, modality)
+    return start, ((PRETRAIN_TASK,) if start else ())
 
 
 def _pretrain_tasks(cfg: ChainConfig, layout: ChainDir, base: Path, overrides: list[str], data_cfg):
@@ -153,7 +147,7 @@ def _pretrain_tasks(cfg: ChainConfig, layout: ChainDir, base: Path, overrides: l
         "the chain's pre-training run",
     )
     tasks = [_recognizer_task(PRETRAIN_TASK, pre, layout.pretrain.root)]
-    init = _init_from(cfg, layout)
+    init = init_overrides(cfg, layout)
     for modality in cfg.pretrained_cells:
         for seed in range(cfg.seeds):
             cell = cell_config(base, [*overrides, *init], BASELINE_ROW, modality, seed)

@@ -15,6 +15,7 @@ from expr_common.atomic import write_json, write_text
 from expr_common.paths import resolve_path
 from expr_experiment.chain_config import ChainConfig
 from expr_experiment.layout import BASELINE_ROW, FIDELITY_JSON, ChainDir
+from expr_experiment.pretrain_start import modality_overrides
 from expr_experiment.report_figures import plot_curves, plot_per_class
 from expr_experiment.report_filter import edit_counts_section
 from expr_experiment.report_sections import (
@@ -121,6 +122,7 @@ def ablation_request(cfg: ChainConfig, layout: ChainDir) -> dict:
         "rows": cfg.ablation_rows,
         "modalities": cfg.ablation_modalities,
         "overrides": [*cfg.recognizer_sets, *cfg.recognizer_overrides],
+        "modality_overrides": modality_overrides(cfg, layout),  # pretrain.start_arms: from its checkpoint
         "row_seeds": {BASELINE_ROW: cfg.seeds},  # the chain trains the full model's row on every seed
     }
 

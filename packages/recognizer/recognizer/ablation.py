@@ -112,7 +112,9 @@ def write_ablation(cfg: RecognizerConfig | str | Path, run_dir: str | Path, **op
     result = ablation_table(cfg, root, **options)
     # The first cell's resolved config, as a record of the base config and overrides (written last, so a
     # refused re-run with other overrides does not overwrite it).
-    first = cell_config(cfg, result["overrides"], result["rows"][0], result["modalities"][0], 0)
+    modality = result["modalities"][0]
+    overrides = [*result["overrides"], *result["modality_overrides"].get(modality, [])]
+    first = cell_config(cfg, overrides, result["rows"][0], modality, 0)
     save_config(first, root / "config.yaml")
     write_json(root / ABLATION_JSON, result)
     write_text(root / ABLATION_MD, render_markdown(result))
@@ -128,18 +130,23 @@ def ablation_table(
     overrides: list[str] | tuple[str, ...] = (),
     row_seeds: dict[str, int] | None = None,
     trained: frozenset = frozenset(),
+    modality_overrides: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """The table over the finished cells of ``run_dir``: it only reads (an unfinished cell is an error).
-    ``trained``: the (row, modality, seed) cells the caller has just trained (``skipped`` False)."""
+    ``trained``: the (row, modality, seed) cells the caller has just trained (``skipped`` False);
+    ``modality_overrides``: overrides after ``overrides`` for the cells of one modality (a chain whose V
+    cells start from its pre-training run)."""
     request = checked_request(seeds, rows, modalities, overrides, row_seeds)
+    extra = dict(modality_overrides or {})
     root = Path(run_dir)
     cells: dict[str, dict[str, Any]] = {}
     for row in request["rows"]:
         for modality in request["modalities"]:
             runs = []
+            cell_overrides = [*request["overrides"], *extra.get(modality, [])]
             for seed in range(request["per_row"][row]):
                 sub = cell_dir(root, row, modality, seed)
-                summary = finished_cell(cell_config(cfg, request["overrides"], row, modality, seed), sub)
+                summary = finished_cell(cell_config(cfg, cell_overrides, row, modality, seed), sub)
                 if summary is None:
                     raise RunDirError(f"{sub} has not finished training: no {SUMMARY_FILE}")
                 runs.append(
@@ -154,6 +161,7 @@ def ablation_table(
         "rows": request["rows"],
         "modalities": request["modalities"],
         "overrides": request["overrides"],
+        "modality_overrides": {m: extra[m] for m in request["modalities"] if extra.get(m)},
         "cells": cells,
         "paper": {"values_percent": PAPER, "note": "Yu et al. 2025 Table 1, real Aff-Wild2 validation"},
     }

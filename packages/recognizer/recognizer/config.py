@@ -23,9 +23,10 @@ STEM_MIN_MAP = 24
 AUDIO_STEM_HOP_MS = 40.0
 
 
-# GCSA's gates at initialisation: 0.5 everywhere, random 7x7 convs, or "identity": gates 2 * sigmoid, uniform
-# at 1, so GCSA starts as its input (channel-shuffled) instead of 0.25 times it
-GCSA_STARTS = ("uniform", "random", "identity")
+# GCSA's gates at initialisation, and their gain: 0.5 everywhere, random 7x7 convs, or "identity": gates
+# 2 * sigmoid, uniform at 1, so GCSA starts as its input (channel-shuffled) instead of 0.25 times it
+GCSA_GAINS = {"uniform": 1.0, "random": 1.0, "identity": 2.0}
+GCSA_STARTS = tuple(GCSA_GAINS)
 
 
 def check_gcsa_start(value: str) -> None:

@@ -7,12 +7,13 @@ F3 = sigmoid(BN(conv7(ReLU(BN(conv7(F2)))))) * F2   spatial attention
 Both attention maps are full [B, C, H, W] tensors (no pooling), which is what "global" buys over SE/CBAM:
 the channel weights may differ per position and the spatial weights per channel.
 
-With ``uniform_start`` (the visual branch's default, ``VisualConfig.gcsa_start``) both gates start
-uniform: the channel MLP's last layer and the spatial branch's last BN scale are zero at initialisation,
-so GCSA begins as a constant 0.25 * F and learns where to attend from there (the zero-gamma start of
-residual branches). ``gain`` 2 (``gcsa_start: identity``) doubles both gates (2 * sigmoid, in (0, 2)):
-from the same zero start GCSA then begins as its input, channel-shuffled, not a quarter of it. From random
-7x7 convs the gates begin as noise over the few positions of the last map; what each start measured is in
+With ``uniform_start`` (``VisualConfig.gcsa_start`` "uniform" or "identity", the visual default) both
+gates start uniform: the channel MLP's last layer and the spatial branch's last BN scale are zero at
+initialisation, so GCSA begins as a constant 0.25 * F and learns where to attend from there (the
+zero-gamma start of residual branches). ``gain`` 2 (``gcsa_start: identity``) doubles both gates
+(2 * sigmoid, in (0, 2)): from the same zero start GCSA then begins as its input, channel-shuffled, not a
+quarter of it. From random 7x7 convs the gates begin as noise over the few positions of the last map; what
+each start measured is in
 docs/usage.md ("Small faces and grayscale") and docs/results.md ("Demo results", "Real data").
 """
 
@@ -22,7 +23,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from recognizer.config import check_gcsa_start
+from recognizer.config import GCSA_GAINS, check_gcsa_start
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -83,5 +84,4 @@ def make_attention(channels: int, enabled: bool, start: str = "uniform", **kwarg
     check_gcsa_start(start)
     if not enabled:
         return nn.Identity()
-    gain = 2.0 if start == "identity" else 1.0
-    return GCSA(channels, uniform_start=start != "random", gain=gain, **kwargs)
+    return GCSA(channels, uniform_start=start != "random", gain=GCSA_GAINS[start], **kwargs)

@@ -10,7 +10,7 @@ from expr_common.checkpoint import CONFIG_KEY, CheckpointError, config_from_chec
 from expr_common.config import load_config
 from expr_common.data.config import load_data_config
 from expr_common.paths import resolve_path
-from recognizer.config import LossConfig, ModelConfig
+from recognizer.config import GCSA_GAINS, LossConfig, ModelConfig
 
 
 @dataclass
@@ -155,13 +155,20 @@ def load_recognizer_config(path, overrides=()) -> RecognizerConfig:
 
 # Model keys that change what the network computes but not its tensor shapes, so that a checkpoint's weights
 # would load into either value: a resume must keep them, and a stored config that predates one gets the only
-# value the code had then.
-SHAPE_FREE_KEYS = {("audio", "stem_pool"): [1, 1], ("visual", "stem_stride"): 2}
+# value the code had then (GCSA's gates were sigmoid * 1 in both branches before gcsa_start; "uniform" and
+# "random" differ only at initialisation, "identity" doubles them).
+SHAPE_FREE_KEYS = {
+    ("audio", "stem_pool"): [1, 1],
+    ("visual", "stem_stride"): 2,
+    ("visual", "gcsa_start"): "uniform",
+    ("audio", "gcsa_start"): "uniform",
+}
 
 
 def stored_recognizer_config(state: dict, source: str) -> RecognizerConfig:
     """The config stored in a recognizer checkpoint; one written before ``model.audio.stem_pool`` existed
-    gets ``[1, 1]`` (the full-resolution input it was trained on), never the new "auto". A GAN's checkpoint
+    gets ``[1, 1]`` (the full-resolution input it was trained on), never the new "auto", and one written
+    before ``gcsa_start`` gates of gain 1, never the new default's 2 (``SHAPE_FREE_KEYS``). A GAN's checkpoint
     is named as one (its config would otherwise fail on a key of the GAN's schema)."""
     if "G_ema" in state:
         raise CheckpointError(
@@ -178,8 +185,9 @@ def stored_recognizer_config(state: dict, source: str) -> RecognizerConfig:
 
 
 def check_same_stems(stored: RecognizerConfig, cfg: RecognizerConfig, source: str) -> None:
-    """Refuse to resume with another visual stem stride or audio stem pool than the checkpoint was trained
-    with: the weights would load (no shape changes) into a network that sees its input at another scale."""
+    """Refuse to resume with another visual stem stride, audio stem pool or GCSA start than the checkpoint
+    was trained with: the weights would load (no shape changes) into a network that sees its input at
+    another scale or gates it at another gain."""
     pairs = {
         f"model.{section}.{key}": (
             getattr(getattr(stored.model, section), key),
@@ -188,14 +196,24 @@ def check_same_stems(stored: RecognizerConfig, cfg: RecognizerConfig, source: st
         for section, key in SHAPE_FREE_KEYS
     }
     changed = [
-        f"{key} {_show(a)} there, {_show(b)} here" for key, (a, b) in pairs.items() if _show(a) != _show(b)
+        f"{key} {_show(a)} there, {_show(b)} here"
+        for key, (a, b) in pairs.items()
+        if _computed(key, a) != _computed(key, b)
     ]
     if changed:
         raise CheckpointError(
-            f"{source} was trained with other input stems ({'; '.join(changed)}); resume with its own "
-            "config (the run's config.yaml) or start a new run"
+            f"{source} was trained with other input stems or gates ({'; '.join(changed)}); resume with its "
+            "own config (the run's config.yaml) or start a new run"
         )
 
 
 def _show(value) -> str:
     return str(list(value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _computed(key: str, value) -> str:
+    """What a trained network computes with ``value``: GCSA's "uniform" and "random" starts differ only at
+    initialisation (gain 1), "identity" doubles the gates."""
+    if key.endswith(".gcsa_start"):
+        return str(GCSA_GAINS[value])
+    return _show(value)
