@@ -202,8 +202,9 @@ def _edit_tasks(cfg: ChainConfig, layout: ChainDir, cache: Path, base: Path, ove
     ]
     if step.filter and cfg.seeds > 1:
         tasks.append(_kept_fidelity_task(cfg, layout, cache))
-    kept = (layout.edited_kept, "fidelity_edit")
-    trained_on, after_edits = kept if step.filter else (layout.edited, "edit")
+    trained_on, after_edits = (
+        (layout.edited_kept, "fidelity_edit") if step.filter else (layout.edited, "edit")
+    )
     for seed in range(cfg.seeds):
         cell = cell_config(base, overrides, BASELINE_ROW, cfg.modality, seed)
         flags = ["--with-synthetic", "--synthetic", str(trained_on)]

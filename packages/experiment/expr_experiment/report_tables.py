@@ -96,8 +96,7 @@ def pretrain_table(root: Path, cfg, modalities: dict[str, Any]) -> dict[str, Any
         for modality in cfg.pretrained_cells
     }
     run = {"file": pre["_file"], "val_macro_f1": pre["selection"]["val_macro_f1"]}
-    body = {"sources": cfg.pretrain_sources, "run": run, "rows": rows}
-    return {**body, "start_arms": cfg.pretrain.start_arms}
+    return {"sources": cfg.pretrain_sources, "run": run, "rows": rows, "start_arms": cfg.pretrain.start_arms}
 
 
 def pretrain_lines(

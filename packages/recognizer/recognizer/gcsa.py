@@ -12,9 +12,9 @@ gates start uniform: the channel MLP's last layer and the spatial branch's last 
 initialisation, so GCSA begins as a constant 0.25 * F and learns where to attend from there (the
 zero-gamma start of residual branches). ``gain`` 2 (``gcsa_start: identity``) doubles both gates
 (2 * sigmoid, in (0, 2)): from the same zero start GCSA then begins as its input, channel-shuffled, not a
-quarter of it. From random 7x7 convs the gates begin as noise over the few positions of the last map; what
-each start measured is in
-docs/usage.md ("Small faces and grayscale") and docs/results.md ("Demo results", "Real data").
+quarter of it. From random 7x7 convs the gates begin as noise over the few positions of the last map. What
+each start measured: docs/usage.md ("Small faces and grayscale") and docs/results.md ("Demo results",
+"Real data").
 """
 
 from __future__ import annotations
